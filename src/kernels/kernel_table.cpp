@@ -1,0 +1,59 @@
+#include "kernels/kernel_table.h"
+
+#include <cstdlib>
+#include <mutex>
+
+#include "kernels/ref/ref_kernels.h"
+
+namespace nibble::kernels {
+
+const std::vector<IsaInfo>& known_isas() {
+  static const std::vector<IsaInfo> kIsas = {
+      {"ref", [] { return true; }, &ref::register_ref},
+  };
+  return kIsas;
+}
+
+base::Result<KernelTable> make_kernel_table(std::string_view isa) {
+  const auto& isas = known_isas();
+  std::string available;
+  for (const auto& info : isas) {
+    if (!info.supported()) continue;
+    if (!available.empty()) available += ", ";
+    available += info.name;
+  }
+  size_t last = isas.size();
+  if (isa.empty()) {
+    for (size_t i = 0; i < isas.size(); ++i) {
+      if (isas[i].supported()) last = i;
+    }
+  } else {
+    for (size_t i = 0; i < isas.size(); ++i) {
+      if (isas[i].name == isa) last = i;
+    }
+    if (last == isas.size() || !isas[last].supported()) {
+      return base::unsupported("NIBBLE_ISA=" + std::string(isa) +
+                               " is not available on this CPU/build (available: " + available + ")");
+    }
+  }
+  KernelTable table;
+  for (size_t i = 0; i <= last; ++i) {
+    if (!isas[i].supported()) continue;
+    isas[i].register_fn(table);
+    table.isa = std::string(isas[i].name);
+  }
+  return table;
+}
+
+base::Result<const KernelTable*> kernel_table() {
+  static std::once_flag once;
+  static base::Result<KernelTable> table = base::internal_error("kernel table not built");
+  std::call_once(once, [] {
+    const char* env = std::getenv("NIBBLE_ISA");
+    table = make_kernel_table(env == nullptr ? std::string_view() : std::string_view(env));
+  });
+  if (!table.ok()) return table.status();
+  return &table.value();
+}
+
+}  // namespace nibble::kernels

@@ -1,0 +1,73 @@
+// The kernel table: one function pointer per op (and per weight format for matmul), filled once at
+// start-up for the chosen instruction set (CTranslate2 / gemma.cpp style). Kernels only do
+// arithmetic: callers check shapes once, and threading is done by the ops in ops.h.
+//
+// ISA bodies live in their own directories (ref/ today; x86_avx2/, x86_avx512/, arm_neon/ later),
+// each exposing only `register_<isa>(KernelTable&)`, which overwrites the entries it speeds up.
+// `NIBBLE_ISA=ref|...` forces one ISA for testing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "kernels/weight_format.h"
+
+namespace nibble::kernels {
+
+struct KernelTable {
+  std::string isa;  // the ISA whose bodies were registered last ("ref", "avx2", ...)
+
+  // Y[m, n] = sum_k X[m, k] * W[n, k] for all m < num_tokens and n in [n_begin, n_end).
+  // X: [num_tokens, K] fp32, row stride K. Y: row stride ldy (>= N). W is dequantized inside the
+  // kernel (no dequantized copy of the weights); accumulation in fp32.
+  using MatmulFn = void (*)(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin,
+                            int64_t n_end, float* y, int64_t ldy);
+  MatmulFn matmul[kNumWeightFormats] = {};
+
+  // out[K] = row `row` of W, decoded to fp32 (embedding gather, tied embeddings).
+  using DecodeRowFn = void (*)(const MatWeight& w, int64_t row, float* out);
+  DecodeRowFn decode_row[kNumWeightFormats] = {};
+
+  // Hugging Face LlamaRMSNorm on each of num_rows rows of dim values:
+  // y = weight * (x / sqrt(mean(x^2) + eps)), all fp32. x and y may alias.
+  void (*rmsnorm)(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps,
+                  float* y) = nullptr;
+
+  // Rotate-half (NeoX) RoPE, in place, on x[num_heads, head_dim] of one token:
+  // x1' = x1*cos - x2*sin, x2' = x2*cos + x1*sin, with x1 = x[:half], x2 = x[half:], cos/sin [half].
+  void (*rope)(float* x, int64_t num_heads, int64_t head_dim, const float* cos, const float* sin) = nullptr;
+
+  // x[n] = softmax(x[n]) in place, computed with the max subtracted.
+  void (*softmax)(float* x, int64_t n) = nullptr;
+
+  // out[n] = silu(gate[n]) * up[n], silu(g) = g / (1 + exp(-g)). out may alias gate or up.
+  void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out) = nullptr;
+
+  // sum_i a[i] * b[i]
+  float (*dot)(const float* a, const float* b, int64_t n) = nullptr;
+
+  // y[n] += alpha * x[n]
+  void (*axpy)(float alpha, const float* x, int64_t n, float* y) = nullptr;
+};
+
+// One ISA that can fill (part of) a table.
+struct IsaInfo {
+  std::string_view name;
+  bool (*supported)();               // does this CPU run it?
+  void (*register_fn)(KernelTable&);  // overwrites the entries it implements
+};
+
+// The ISAs this build knows, slowest first ("ref" first; it fills every entry).
+const std::vector<IsaInfo>& known_isas();
+
+// Builds a table: "ref" bodies, then every supported ISA up to and including `isa` (empty = the
+// fastest supported). An unknown or unsupported ISA is an error listing the available ones.
+base::Result<KernelTable> make_kernel_table(std::string_view isa);
+
+// The process-wide table, built once from NIBBLE_ISA (unset = fastest supported).
+base::Result<const KernelTable*> kernel_table();
+
+}  // namespace nibble::kernels
