@@ -1,0 +1,72 @@
+// Next-token sampling with vLLM's semantics (v1 Sampler): penalties on the raw logits, then greedy
+// (temperature 0) or temperature -> min-p -> top-k -> top-p -> a draw from a per-request seeded RNG,
+// so a request with a seed gives the same stream on every run.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace nibble::engine {
+
+struct SamplingParams {
+  float temperature = 1.0f;         // 0 (below 1e-5) = greedy
+  int32_t top_k = 0;                // keep the k most likely tokens; 0 or -1 = off
+  float top_p = 1.0f;               // keep the smallest set of top tokens with mass >= top_p
+  float min_p = 0.0f;               // drop tokens with prob < min_p * max prob
+  float repetition_penalty = 1.0f;  // tokens in prompt or output: logit/p if > 0, logit*p otherwise
+  float presence_penalty = 0.0f;    // output tokens: logit -= presence_penalty once
+  float frequency_penalty = 0.0f;   // output tokens: logit -= frequency_penalty * count
+  uint64_t seed = 0;
+};
+
+// Checks ranges; errors name the parameter.
+base::Status validate_sampling_params(const SamplingParams& params);
+
+// xoshiro256** seeded through splitmix64: small, fast, the same on every platform.
+class SamplerRng {
+ public:
+  explicit SamplerRng(uint64_t seed);
+  uint64_t next_u64();
+  double next_uniform();  // [0, 1)
+
+ private:
+  uint64_t s_[4];
+};
+
+// One per request: holds its RNG and vocabulary-sized workspaces (allocated here, not per step).
+class Sampler {
+ public:
+  Sampler(int64_t vocab_size, const SamplingParams& params);
+
+  // The distribution the next token is drawn from, over the whole vocabulary (0 for filtered
+  // tokens; one-hot for greedy). Modifies `logits` [vocab_size] in place (penalties, temperature).
+  std::span<const float> distribution(std::span<float> logits, std::span<const int32_t> prompt_ids,
+                                      std::span<const int32_t> output_ids);
+
+  // Picks the next token: distribution() then one draw from the RNG (no draw when greedy).
+  int32_t sample(std::span<float> logits, std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids);
+
+  const SamplingParams& params() const { return params_; }
+  bool is_greedy() const;
+
+ private:
+  void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt_ids,
+                       std::span<const int32_t> output_ids);
+  // Fills kept_ (descending by probability) with normalised probabilities; returns the kept count.
+  int64_t filter(std::span<float> logits);
+
+  int64_t vocab_size_;
+  SamplingParams params_;
+  SamplerRng rng_;
+  std::vector<int32_t> output_counts_;              // [vocab] scratch, zero between calls
+  std::vector<uint8_t> seen_;                       // [vocab] scratch, zero between calls
+  std::vector<std::pair<float, int32_t>> kept_;     // [vocab] (prob or logit, token id)
+  std::vector<float> probs_;                        // [vocab]
+  int64_t num_kept_ = 0;
+};
+
+}  // namespace nibble::engine
