@@ -1,0 +1,210 @@
+// `nibble run MODEL (-p TEXT | --prompt-ids a,b,c) [-n N] [sampling flags] [--print-ids] [-t N]`:
+// batched prefill of the prompt, then token-by-token decode, streaming the tokens to stdout.
+// Load time, prefill and decode speeds go to stderr.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "cli/commands.h"
+#include "engine/sampler.h"
+#include "model/config.h"
+#include "model/model.h"
+
+namespace nibble::cli {
+namespace {
+
+struct RunArgs {
+  std::string model_dir;
+  std::string prompt_text;
+  std::string prompt_ids;
+  int64_t max_new_tokens = 64;
+  float temperature = 1.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  uint64_t seed = 0;
+  bool print_ids = false;
+  bool ignore_eos = false;
+  int num_threads = 0;
+  // Which sampling flags were given (the rest come from generation_config.json).
+  bool has_temperature = false, has_top_k = false, has_top_p = false, has_min_p = false, has_rep = false,
+       has_seed = false;
+};
+
+base::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) {
+      return base::invalid_argument("--prompt-ids: '" + item + "' is not a token id");
+    }
+    ids.push_back(static_cast<int32_t>(v));
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+// The seam for the tokenizer issue: text -> ids with MODEL_DIR's tokenizer.json.
+base::Result<std::vector<int32_t>> encode_prompt(const std::string& /*model_dir*/, const std::string& /*text*/) {
+  return base::unsupported("-p TEXT needs the tokenizer, which is not in this build yet; pass --prompt-ids a,b,c");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run_model(const RunArgs& args) {
+  std::vector<int32_t> prompt;
+  if (!args.prompt_ids.empty()) {
+    auto ids = parse_ids(args.prompt_ids);
+    if (!ids.ok()) return report_error(ids.status());
+    prompt = std::move(ids).value();
+  } else {
+    auto ids = encode_prompt(args.model_dir, args.prompt_text);
+    if (!ids.ok()) return report_error(ids.status());
+    prompt = std::move(ids).value();
+  }
+  if (prompt.empty()) return report_error(base::invalid_argument("the prompt is empty"));
+
+  auto config = model::load_model_config(args.model_dir);
+  if (!config.ok()) return report_error(config.status());
+  auto gen = model::load_generation_config(args.model_dir);
+  if (!gen.ok()) return report_error(gen.status());
+
+  const auto prompt_len = static_cast<int64_t>(prompt.size());
+  if (prompt_len + args.max_new_tokens > config->max_position_embeddings) {
+    return report_error(base::invalid_argument(
+        "prompt (" + std::to_string(prompt_len) + " tokens) + -n " + std::to_string(args.max_new_tokens) +
+        " exceeds max_position_embeddings " + std::to_string(config->max_position_embeddings)));
+  }
+
+  engine::SamplingParams params;
+  const bool sample_default = gen->do_sample.value_or(true);
+  params.temperature = args.has_temperature ? args.temperature
+                       : !sample_default    ? 0.0f
+                                            : gen->temperature.value_or(1.0f);
+  params.top_k = args.has_top_k ? args.top_k : gen->top_k.value_or(0);
+  params.top_p = args.has_top_p ? args.top_p : gen->top_p.value_or(1.0f);
+  params.min_p = args.has_min_p ? args.min_p : gen->min_p.value_or(0.0f);
+  params.repetition_penalty = args.has_rep ? args.repetition_penalty : gen->repetition_penalty.value_or(1.0f);
+  params.presence_penalty = args.presence_penalty;
+  params.frequency_penalty = args.frequency_penalty;
+  params.seed = args.has_seed ? args.seed : std::random_device{}();
+  if (auto st = engine::validate_sampling_params(params); !st.ok()) return report_error(st);
+
+  std::vector<int32_t> eos_ids = gen->eos_token_ids;
+  for (int32_t id : config->eos_token_ids) {
+    if (std::find(eos_ids.begin(), eos_ids.end(), id) == eos_ids.end()) eos_ids.push_back(id);
+  }
+
+  model::LoadOptions options;
+  options.max_seq_len = prompt_len + std::max<int64_t>(args.max_new_tokens, 1);
+  options.max_batch_tokens = prompt_len;
+  options.max_logit_rows = 1;
+  options.num_threads = args.num_threads > 0 ? args.num_threads : base::available_cpus();
+  const auto t_load = std::chrono::steady_clock::now();
+  auto loaded = model::load_model(args.model_dir, options);
+  if (!loaded.ok()) return report_error(loaded.status());
+  std::unique_ptr<model::Model> m = std::move(loaded).value();
+  std::unique_ptr<model::KvCache> cache = m->new_kv_cache();
+  const int64_t vocab = m->config().vocab_size;
+  engine::Sampler sampler(vocab, params);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  std::fprintf(stderr, "load: %.3f s (%s, %.1f MB of weights, %d threads)\n", seconds_since(t_load),
+               m->config().architecture.c_str(), static_cast<double>(m->weight_bytes()) / 1e6, options.num_threads);
+
+  std::vector<int32_t> output;
+  output.reserve(static_cast<size_t>(args.max_new_tokens));
+  const auto t_prefill = std::chrono::steady_clock::now();
+  auto step = m->forward(prompt, 0, *cache, 1);
+  if (!step.ok()) return report_error(step.status());
+  const double prefill_s = seconds_since(t_prefill);
+  double decode_s = 0.0;
+  int64_t num_decoded = 0;
+  for (int64_t i = 0; i < args.max_new_tokens; ++i) {
+    std::copy(step->begin(), step->end(), logits.begin());
+    const int32_t token = sampler.sample(logits, prompt, output);
+    output.push_back(token);
+    if (!args.print_ids) {
+      std::printf("%s%d", i == 0 ? "" : " ", token);
+      std::fflush(stdout);
+    }
+    const bool is_eos = std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
+    if ((is_eos && !args.ignore_eos) || i + 1 == args.max_new_tokens) break;
+    const auto t_step = std::chrono::steady_clock::now();
+    step = m->forward({&token, 1}, prompt_len + i, *cache, 1);
+    if (!step.ok()) return report_error(step.status());
+    decode_s += seconds_since(t_step);
+    ++num_decoded;
+  }
+  if (args.print_ids) {
+    std::printf("[");
+    for (size_t i = 0; i < output.size(); ++i) std::printf("%s%d", i == 0 ? "" : ", ", output[i]);
+    std::printf("]\n");
+  } else {
+    std::printf("\n");
+  }
+  std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(prompt_len), prefill_s,
+               static_cast<double>(prompt_len) / prefill_s);
+  if (num_decoded > 0) {
+    std::fprintf(stderr, "decode: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(num_decoded), decode_s,
+                 static_cast<double>(num_decoded) / decode_s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_run(CLI::App& app, CommandFn* run) {
+  CLI::App* cmd = app.add_subcommand("run", "Generate tokens from a prompt on the CPU");
+  auto args = std::make_shared<RunArgs>();
+  cmd->add_option("MODEL", args->model_dir, "Model folder (config.json + safetensors)")->required();
+  CLI::Option* text = cmd->add_option("-p,--prompt", args->prompt_text, "Prompt text (needs the tokenizer)");
+  CLI::Option* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated");
+  text->excludes(ids);
+  cmd->add_option("-n,--max-tokens", args->max_new_tokens, "Tokens to generate")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  CLI::Option* temp = cmd->add_option("--temp", args->temperature, "Temperature (0 = greedy)");
+  CLI::Option* top_k = cmd->add_option("--top-k", args->top_k, "Top-k (0 = off)");
+  CLI::Option* top_p = cmd->add_option("--top-p", args->top_p, "Top-p");
+  CLI::Option* min_p = cmd->add_option("--min-p", args->min_p, "Min-p");
+  CLI::Option* rep = cmd->add_option("--repetition-penalty", args->repetition_penalty, "Repetition penalty");
+  cmd->add_option("--presence-penalty", args->presence_penalty, "Presence penalty");
+  cmd->add_option("--frequency-penalty", args->frequency_penalty, "Frequency penalty");
+  CLI::Option* seed = cmd->add_option("--seed", args->seed, "Sampling seed (reproducible streams)");
+  cmd->add_flag("--print-ids", args->print_ids, "Print the generated ids as one JSON array");
+  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at EOS tokens");
+  cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([run, args, text, ids, temp, top_k, top_p, min_p, rep, seed] {
+    args->has_temperature = temp->count() > 0;
+    args->has_top_k = top_k->count() > 0;
+    args->has_top_p = top_p->count() > 0;
+    args->has_min_p = min_p->count() > 0;
+    args->has_rep = rep->count() > 0;
+    args->has_seed = seed->count() > 0;
+    const bool has_prompt = text->count() > 0 || ids->count() > 0;
+    *run = [args, has_prompt] {
+      if (!has_prompt) return report_error(base::invalid_argument("run: give a prompt with -p TEXT or --prompt-ids"));
+      return run_model(*args);
+    };
+  });
+}
+
+}  // namespace nibble::cli

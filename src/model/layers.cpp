@@ -1,0 +1,230 @@
+#include "model/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "kernels/ops.h"
+
+namespace nibble::model {
+
+std::vector<float> rope_inv_freq(const ModelConfig& config) {
+  const int64_t half = config.head_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  // transformers: 1 / theta ** (arange(0, d, 2).float() / d), in fp32.
+  for (int64_t i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(config.head_dim);
+    inv_freq[static_cast<size_t>(i)] = 1.0f / std::pow(static_cast<float>(config.rope_theta), exponent);
+  }
+  const RopeScaling& rs = config.rope_scaling;
+  if (rs.type == RopeScalingType::kLlama3) {
+    // Long wavelengths are divided by `factor`, short ones kept, the band between interpolated.
+    const float old_len = static_cast<float>(rs.original_max_position_embeddings);
+    const float factor = static_cast<float>(rs.factor);
+    const float low_f = static_cast<float>(rs.low_freq_factor);
+    const float high_f = static_cast<float>(rs.high_freq_factor);
+    const float low_freq_wavelen = old_len / low_f;
+    const float high_freq_wavelen = old_len / high_f;
+    for (float& f : inv_freq) {
+      const float wavelen = static_cast<float>(2.0 * std::numbers::pi) / f;
+      if (wavelen > low_freq_wavelen) {
+        f = f / factor;
+      } else if (!(wavelen < high_freq_wavelen)) {
+        const float smooth = (old_len / wavelen - low_f) / (high_f - low_f);
+        f = (1.0f - smooth) * f / factor + smooth * f;
+      }
+    }
+  }
+  return inv_freq;
+}
+
+DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options, const kernels::KernelTable& kernels,
+                           DecoderWeights weights)
+    : config_(config),
+      options_(options),
+      kernels_(kernels),
+      pool_(std::make_unique<base::ThreadPool>(options.num_threads)),
+      weights_(std::move(weights)) {
+  const int64_t half = config.head_dim / 2;
+  const std::vector<float> inv_freq = rope_inv_freq(config);
+  rope_cos_.resize(static_cast<size_t>(options.max_seq_len * half));
+  rope_sin_.resize(rope_cos_.size());
+  for (int64_t pos = 0; pos < options.max_seq_len; ++pos) {
+    for (int64_t i = 0; i < half; ++i) {
+      // fp32 angle, like transformers' inv_freq @ position_ids in fp32.
+      const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
+      rope_cos_[static_cast<size_t>(pos * half + i)] = std::cos(angle);
+      rope_sin_[static_cast<size_t>(pos * half + i)] = std::sin(angle);
+    }
+  }
+  const auto b = static_cast<size_t>(options.max_batch_tokens);
+  const auto r = static_cast<size_t>(options.max_logit_rows);
+  const auto hidden = static_cast<size_t>(config.hidden_size);
+  const auto q_dim = static_cast<size_t>(config.num_attention_heads * config.head_dim);
+  const auto kv_dim = static_cast<size_t>(config.num_key_value_heads * config.head_dim);
+  ws_.x.resize(b * hidden);
+  ws_.h.resize(b * hidden);
+  ws_.q.resize(b * q_dim);
+  ws_.k.resize(b * kv_dim);
+  ws_.v.resize(b * kv_dim);
+  ws_.attn.resize(b * q_dim);
+  ws_.gate.resize(b * static_cast<size_t>(config.intermediate_size));
+  ws_.up.resize(ws_.gate.size());
+  ws_.final.resize(r * hidden);
+  ws_.logits.resize(r * static_cast<size_t>(config.vocab_size));
+  ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len));
+}
+
+base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t start_pos, const KvCache& cache,
+                                      int64_t num_logit_rows) const {
+  const auto num_tokens = static_cast<int64_t>(tokens.size());
+  if (num_tokens == 0) return base::invalid_argument("forward: no tokens");
+  if (num_tokens > options_.max_batch_tokens) {
+    return base::invalid_argument("forward: " + std::to_string(num_tokens) + " tokens exceed max_batch_tokens " +
+                                  std::to_string(options_.max_batch_tokens));
+  }
+  const int64_t max_pos = std::min(options_.max_seq_len, cache.max_positions());
+  if (start_pos < 0 || start_pos + num_tokens > max_pos) {
+    return base::resource_exhausted("forward: positions " + std::to_string(start_pos) + ".." +
+                                    std::to_string(start_pos + num_tokens - 1) + " exceed the context of " +
+                                    std::to_string(max_pos) + " tokens");
+  }
+  if (num_logit_rows < 1 || num_logit_rows > std::min(num_tokens, options_.max_logit_rows)) {
+    return base::invalid_argument("forward: num_logit_rows " + std::to_string(num_logit_rows) +
+                                  " out of range [1, " + std::to_string(std::min(num_tokens, options_.max_logit_rows)) +
+                                  "]");
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return base::invalid_argument("token id " + std::to_string(id) + " out of range [0, " +
+                                    std::to_string(config_.vocab_size) + ")");
+    }
+  }
+  return base::ok_status();
+}
+
+void DecoderStack::embed(std::span<const int32_t> tokens) {
+  const auto decode = kernels_.decode_row[static_cast<int>(weights_.embed_tokens.format)];
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    decode(weights_.embed_tokens, tokens[t], ws_.x.data() + static_cast<int64_t>(t) * config_.hidden_size);
+  }
+}
+
+void DecoderStack::norm_input(int64_t num_tokens, const std::vector<float>& weight) {
+  kernels_.rmsnorm(ws_.x.data(), weight.data(), num_tokens, config_.hidden_size,
+                   static_cast<float>(config_.rms_norm_eps), ws_.h.data());
+}
+
+void DecoderStack::project_qkv(const DecoderLayerWeights& layer, int64_t num_tokens) {
+  kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.q_proj, ws_.q.data());
+  kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.k_proj, ws_.k.data());
+  kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.v_proj, ws_.v.data());
+}
+
+void DecoderStack::norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens) {
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  kernels_.rmsnorm(ws_.q.data(), layer.q_norm.data(), num_tokens * config_.num_attention_heads, config_.head_dim,
+                   eps, ws_.q.data());
+  kernels_.rmsnorm(ws_.k.data(), layer.k_norm.data(), num_tokens * config_.num_key_value_heads, config_.head_dim,
+                   eps, ws_.k.data());
+}
+
+void DecoderStack::rope_qk(int64_t num_tokens, int64_t start_pos) {
+  const int64_t half = config_.head_dim / 2;
+  const int64_t q_dim = config_.num_attention_heads * config_.head_dim;
+  const int64_t kv_dim = config_.num_key_value_heads * config_.head_dim;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* cos = rope_cos_.data() + (start_pos + t) * half;
+    const float* sin = rope_sin_.data() + (start_pos + t) * half;
+    kernels_.rope(ws_.q.data() + t * q_dim, config_.num_attention_heads, config_.head_dim, cos, sin);
+    kernels_.rope(ws_.k.data() + t * kv_dim, config_.num_key_value_heads, config_.head_dim, cos, sin);
+  }
+}
+
+void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, int64_t start_pos, KvCache& cache) {
+  const int64_t head_dim = config_.head_dim;
+  const int64_t num_heads = config_.num_attention_heads;
+  const int64_t kv_dim = config_.num_key_value_heads * head_dim;
+  const int64_t q_dim = num_heads * head_dim;
+  const int64_t group = num_heads / config_.num_key_value_heads;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    std::copy_n(ws_.k.data() + t * kv_dim, kv_dim, cache.key(layer_idx, start_pos + t));
+    std::copy_n(ws_.v.data() + t * kv_dim, kv_dim, cache.value(layer_idx, start_pos + t));
+  }
+  // transformers: scores = (q · kᵀ) * head_dim**-0.5, in fp32.
+  const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const int64_t max_seq_len = options_.max_seq_len;
+  auto task = [&](int64_t task_idx, int thread_idx) {
+    const int64_t t = task_idx / num_heads;
+    const int64_t head = task_idx % num_heads;
+    const int64_t kv_offset = (head / group) * head_dim;
+    const int64_t num_keys = start_pos + t + 1;  // causal: positions 0..start_pos+t
+    float* scores = ws_.scores.data() + thread_idx * max_seq_len;
+    const float* q = ws_.q.data() + t * q_dim + head * head_dim;
+    for (int64_t j = 0; j < num_keys; ++j) {
+      scores[j] = kernels_.dot(q, cache.key(layer_idx, j) + kv_offset, head_dim) * scale;
+    }
+    kernels_.softmax(scores, num_keys);
+    float* out = ws_.attn.data() + t * q_dim + head * head_dim;
+    std::fill_n(out, head_dim, 0.0f);
+    for (int64_t j = 0; j < num_keys; ++j) kernels_.axpy(scores[j], cache.value(layer_idx, j) + kv_offset, head_dim, out);
+  };
+  pool_->run(num_tokens * num_heads, base::TaskFn(task));
+}
+
+void DecoderStack::output_residual(const DecoderLayerWeights& layer, int64_t num_tokens) {
+  kernels::matmul(kernels_, *pool_, ws_.attn.data(), num_tokens, layer.o_proj, ws_.h.data());
+  kernels_.axpy(1.0f, ws_.h.data(), num_tokens * config_.hidden_size, ws_.x.data());
+}
+
+void DecoderStack::mlp_residual(const DecoderLayerWeights& layer, int64_t num_tokens) {
+  kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.gate_proj, ws_.gate.data());
+  kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.up_proj, ws_.up.data());
+  kernels_.silu_mul(ws_.gate.data(), ws_.up.data(), num_tokens * config_.intermediate_size, ws_.gate.data());
+  kernels::matmul(kernels_, *pool_, ws_.gate.data(), num_tokens, layer.down_proj, ws_.h.data());
+  kernels_.axpy(1.0f, ws_.h.data(), num_tokens * config_.hidden_size, ws_.x.data());
+}
+
+std::span<const float> DecoderStack::final_logits(int64_t num_tokens, int64_t num_logit_rows) {
+  const float* last_rows = ws_.x.data() + (num_tokens - num_logit_rows) * config_.hidden_size;
+  kernels_.rmsnorm(last_rows, weights_.norm.data(), num_logit_rows, config_.hidden_size,
+                   static_cast<float>(config_.rms_norm_eps), ws_.final.data());
+  kernels::matmul(kernels_, *pool_, ws_.final.data(), num_logit_rows, weights_.lm_head, ws_.logits.data());
+  return {ws_.logits.data(), static_cast<size_t>(num_logit_rows * config_.vocab_size)};
+}
+
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader, bool qk_norm) {
+  const int64_t hidden = config.hidden_size;
+  const int64_t q_dim = config.num_attention_heads * config.head_dim;
+  const int64_t kv_dim = config.num_key_value_heads * config.head_dim;
+  const int64_t inter = config.intermediate_size;
+  DecoderWeights w;
+  NIBBLE_ASSIGN_OR_RETURN(w.embed_tokens, loader.matrix("model.embed_tokens.weight", config.vocab_size, hidden));
+  w.layers.resize(static_cast<size_t>(config.num_hidden_layers));
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    DecoderLayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    NIBBLE_ASSIGN_OR_RETURN(l.input_layernorm, loader.vector(p + "input_layernorm.weight", hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.q_proj, loader.matrix(p + "self_attn.q_proj.weight", q_dim, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.k_proj, loader.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.v_proj, loader.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.o_proj, loader.matrix(p + "self_attn.o_proj.weight", hidden, q_dim));
+    if (qk_norm) {
+      NIBBLE_ASSIGN_OR_RETURN(l.q_norm, loader.vector(p + "self_attn.q_norm.weight", config.head_dim));
+      NIBBLE_ASSIGN_OR_RETURN(l.k_norm, loader.vector(p + "self_attn.k_norm.weight", config.head_dim));
+    }
+    NIBBLE_ASSIGN_OR_RETURN(l.post_attention_layernorm, loader.vector(p + "post_attention_layernorm.weight", hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.gate_proj, loader.matrix(p + "mlp.gate_proj.weight", inter, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.up_proj, loader.matrix(p + "mlp.up_proj.weight", inter, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.down_proj, loader.matrix(p + "mlp.down_proj.weight", hidden, inter));
+  }
+  NIBBLE_ASSIGN_OR_RETURN(w.norm, loader.vector("model.norm.weight", hidden));
+  if (config.tie_word_embeddings) {
+    w.lm_head = w.embed_tokens;
+  } else {
+    NIBBLE_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", config.vocab_size, hidden));
+  }
+  return w;
+}
+
+}  // namespace nibble::model

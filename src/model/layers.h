@@ -1,0 +1,88 @@
+// Layer building blocks shared by the Llama-family architecture files (llama.cpp, qwen3.cpp).
+// Each architecture file spells out its forward pass in Hugging Face's order by calling these.
+//
+// All activations and accumulations are fp32. Workspaces are sized at load from the config and
+// LoadOptions; nothing here allocates during a forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/kernel_table.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "model/weights.h"
+
+namespace nibble::model {
+
+// The RoPE inverse frequencies, [head_dim / 2], computed in fp32 as transformers does: default
+// theta^(-2i/d), then the llama3 rescaling when configured (formats.md §7.2).
+std::vector<float> rope_inv_freq(const ModelConfig& config);
+
+// Per-step activations of up to max_batch_tokens tokens (B). Shapes use the names of DecoderLayerWeights.
+struct Workspace {
+  std::vector<float> x;       // [B, H] the residual stream
+  std::vector<float> h;       // [B, H] normed input of a sub-block, then its output
+  std::vector<float> q;       // [B, nh*hd]
+  std::vector<float> k;       // [B, nkv*hd]
+  std::vector<float> v;       // [B, nkv*hd]
+  std::vector<float> attn;    // [B, nh*hd]
+  std::vector<float> gate;    // [B, I]
+  std::vector<float> up;      // [B, I]
+  std::vector<float> final;   // [R, H] final-normed rows for the lm_head (R = max_logit_rows)
+  std::vector<float> logits;  // [R, V]
+  std::vector<float> scores;  // [num_threads, max_seq_len] attention probabilities, per thread
+};
+
+// The state a Llama-style decoder needs to run: weights, RoPE tables, kernels, threads, workspace.
+class DecoderStack {
+ public:
+  DecoderStack(const ModelConfig& config, const LoadOptions& options, const kernels::KernelTable& kernels,
+               DecoderWeights weights);
+
+  const DecoderWeights& weights() const { return weights_; }
+
+  // Checks a forward call's arguments against the limits (user input: returns errors).
+  base::Status check_step(std::span<const int32_t> tokens, int64_t start_pos, const KvCache& cache,
+                          int64_t num_logit_rows) const;
+
+  // x[t] = embed_tokens[tokens[t]]
+  void embed(std::span<const int32_t> tokens);
+  // h = RMSNorm(x) with `weight` [H]
+  void norm_input(int64_t num_tokens, const std::vector<float>& weight);
+  // q, k, v = h · {q,k,v}_projᵀ
+  void project_qkv(const DecoderLayerWeights& layer, int64_t num_tokens);
+  // Per-head RMSNorm of q and k over head_dim (Qwen3Attention.q_norm / k_norm).
+  void norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens);
+  // Rotate-half RoPE on q and k at positions start_pos...
+  void rope_qk(int64_t num_tokens, int64_t start_pos);
+  // Appends k, v to the cache, then attn = softmax(q·Kᵀ / sqrt(hd) + causal mask) · V per head
+  // (GQA: query head i reads kv head i / (nh / nkv)).
+  void attend(int64_t layer_idx, int64_t num_tokens, int64_t start_pos, KvCache& cache);
+  // x += attn · o_projᵀ
+  void output_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
+  // x += down_proj(silu(gate_proj(h)) * up_proj(h)) where h = RMSNorm(x) was computed by norm_input.
+  void mlp_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
+  // logits[r] = lm_head(RMSNorm(x[last rows])) for the last num_logit_rows tokens.
+  std::span<const float> final_logits(int64_t num_tokens, int64_t num_logit_rows);
+
+ private:
+  const ModelConfig& config_;
+  LoadOptions options_;
+  const kernels::KernelTable& kernels_;
+  std::unique_ptr<base::ThreadPool> pool_;
+  DecoderWeights weights_;
+  std::vector<float> rope_cos_;  // [max_seq_len, hd/2]
+  std::vector<float> rope_sin_;  // [max_seq_len, hd/2]
+  Workspace ws_;
+};
+
+// Loads the tensors shared by Llama-style checkpoints (Hugging Face names); `qk_norm` adds
+// Qwen3's self_attn.{q,k}_norm.weight.
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader, bool qk_norm);
+
+}  // namespace nibble::model

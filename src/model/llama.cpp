@@ -1,0 +1,64 @@
+// Llama (2/3/3.1/3.3) decoder, mirroring Hugging Face `LlamaForCausalLM`
+// (models/llama/modeling_llama.py). RoPE may use the "llama3" frequency rescaling (see layers.cpp);
+// head_dim is explicit or hidden_size / num_attention_heads.
+#include <memory>
+
+#include "kernels/kernel_table.h"
+#include "model/layers.h"
+#include "model/registry.h"
+
+namespace nibble::model {
+namespace {
+
+class LlamaModel final : public Model {
+ public:
+  LlamaModel(ModelConfig config, io::Checkpoint checkpoint, const LoadOptions& options,
+             const kernels::KernelTable& kernels, DecoderWeights weights, uint64_t weight_bytes)
+      : Model(std::move(config), options),
+        checkpoint_(std::move(checkpoint)),
+        weight_bytes_(weight_bytes),
+        stack_(config_, options_, kernels, std::move(weights)) {}
+
+  base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos, KvCache& cache,
+                                               int64_t num_logit_rows) override {
+    NIBBLE_TRY(stack_.check_step(tokens, start_pos, cache, num_logit_rows));
+    const auto num_tokens = static_cast<int64_t>(tokens.size());
+    // LlamaModel.forward: hidden = embed_tokens(input_ids)
+    stack_.embed(tokens);
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+      const DecoderLayerWeights& layer = stack_.weights().layers[static_cast<size_t>(i)];
+      // LlamaDecoderLayer: hidden += self_attn(input_layernorm(hidden))
+      stack_.norm_input(num_tokens, layer.input_layernorm);
+      stack_.project_qkv(layer, num_tokens);
+      stack_.rope_qk(num_tokens, start_pos);
+      stack_.attend(i, num_tokens, start_pos, cache);
+      stack_.output_residual(layer, num_tokens);
+      // hidden += mlp(post_attention_layernorm(hidden))
+      stack_.norm_input(num_tokens, layer.post_attention_layernorm);
+      stack_.mlp_residual(layer, num_tokens);
+    }
+    // logits = lm_head(norm(hidden)) for the rows asked for
+    return stack_.final_logits(num_tokens, num_logit_rows);
+  }
+
+  uint64_t weight_bytes() const override { return weight_bytes_; }
+
+ private:
+  io::Checkpoint checkpoint_;  // owns the mapped bytes the weights point into
+  uint64_t weight_bytes_;
+  DecoderStack stack_;
+};
+
+}  // namespace
+
+base::Result<std::unique_ptr<Model>> load_llama(ModelConfig config, io::Checkpoint checkpoint,
+                                                const LoadOptions& options) {
+  NIBBLE_ASSIGN_OR_RETURN(const kernels::KernelTable* kernels, kernels::kernel_table());
+  WeightLoader loader(checkpoint);
+  NIBBLE_ASSIGN_OR_RETURN(DecoderWeights weights, load_decoder_weights(config, loader, /*qk_norm=*/false));
+  const uint64_t weight_bytes = loader.bytes_loaded();
+  return std::unique_ptr<Model>(std::make_unique<LlamaModel>(std::move(config), std::move(checkpoint), options,
+                                                             *kernels, std::move(weights), weight_bytes));
+}
+
+}  // namespace nibble::model

@@ -1,0 +1,54 @@
+// A loaded decoder-only model: the interface the CLI and (later) the engine's model runner use.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+
+namespace nibble::model {
+
+// Limits that size the workspaces and the KV cache at load; the forward pass allocates nothing.
+struct LoadOptions {
+  int64_t max_seq_len = 0;       // positions per sequence; 0 = min(max_position_embeddings, 4096)
+  int64_t max_batch_tokens = 0;  // tokens per forward call; 0 = max_seq_len
+  int64_t max_logit_rows = 1;    // logits rows a forward call can return
+  int num_threads = 1;           // matmul / attention threads (the calling thread counts)
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  const ModelConfig& config() const { return config_; }
+  const LoadOptions& options() const { return options_; }
+
+  // Runs tokens[0..n) of one sequence at positions start_pos..start_pos+n-1 in one pass (prefill
+  // when n > 1, decode when n == 1), appending their K/V to `cache`, and returns the logits of the
+  // last `num_logit_rows` tokens: [num_logit_rows, vocab_size], valid until the next call.
+  // Errors: a token id out of range, more tokens than the limits allow.
+  virtual base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos,
+                                                       KvCache& cache, int64_t num_logit_rows = 1) = 0;
+
+  // A contiguous cache sized for options().max_seq_len.
+  std::unique_ptr<KvCache> new_kv_cache() const;
+
+  // Bytes of weights by where they live (for load reports).
+  virtual uint64_t weight_bytes() const = 0;
+
+ protected:
+  Model(ModelConfig config, LoadOptions options) : config_(std::move(config)), options_(options) {}
+
+  ModelConfig config_;
+  LoadOptions options_;
+};
+
+// Reads MODEL_DIR/config.json, picks the architecture from the registry, maps the weights and
+// checks every tensor's name, shape and dtype. Errors name the file and tensor at fault.
+base::Result<std::unique_ptr<Model>> load_model(const std::string& model_dir, const LoadOptions& options);
+
+}  // namespace nibble::model

@@ -1,0 +1,55 @@
+#include "model/registry.h"
+
+#include "base/file_util.h"
+
+namespace nibble::model {
+
+const std::vector<Architecture>& architectures() {
+  static const std::vector<Architecture> kArchitectures = {
+      {"LlamaForCausalLM", &load_llama},
+      {"Qwen3ForCausalLM", &load_qwen3},
+  };
+  return kArchitectures;
+}
+
+const Architecture* find_architecture(std::string_view name) {
+  for (const auto& arch : architectures()) {
+    if (arch.name == name) return &arch;
+  }
+  return nullptr;
+}
+
+std::string supported_architecture_names() {
+  std::string out;
+  for (const auto& arch : architectures()) {
+    if (!out.empty()) out += ", ";
+    out += arch.name;
+  }
+  return out;
+}
+
+std::unique_ptr<KvCache> Model::new_kv_cache() const {
+  return std::make_unique<ContiguousKvCache>(config_.num_hidden_layers, options_.max_seq_len,
+                                             config_.num_key_value_heads, config_.head_dim);
+}
+
+base::Result<std::unique_ptr<Model>> load_model(const std::string& model_dir, const LoadOptions& options) {
+  if (!base::is_directory(model_dir)) return base::not_found(model_dir + ": model folder not found");
+  NIBBLE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
+  const Architecture* arch = find_architecture(config.architecture);
+  NIBBLE_CHECK(arch != nullptr, "parse_model_config accepted an unregistered architecture");
+  if (!base::file_exists(base::join_path(model_dir, "model.safetensors")) &&
+      !base::file_exists(base::join_path(model_dir, "model.safetensors.index.json"))) {
+    return base::not_found(model_dir + ": no weights (model.safetensors or model.safetensors.index.json)");
+  }
+  NIBBLE_ASSIGN_OR_RETURN(io::Checkpoint checkpoint, io::Checkpoint::open(model_dir));
+  LoadOptions resolved = options;
+  if (resolved.max_seq_len <= 0) resolved.max_seq_len = std::min<int64_t>(config.max_position_embeddings, 4096);
+  if (resolved.max_batch_tokens <= 0) resolved.max_batch_tokens = resolved.max_seq_len;
+  if (resolved.max_logit_rows <= 0) resolved.max_logit_rows = 1;
+  resolved.max_logit_rows = std::min(resolved.max_logit_rows, resolved.max_batch_tokens);
+  if (resolved.num_threads <= 0) resolved.num_threads = 1;
+  return arch->load(std::move(config), std::move(checkpoint), resolved);
+}
+
+}  // namespace nibble::model

@@ -1,0 +1,59 @@
+// Weights as they sit in the checkpoint: matmul weights keep their format (kernels::MatWeight
+// views into the mapped file, no dequantized copy); small vectors (norm weights) are read to fp32.
+// Every tensor is checked at load: missing, wrong shape or unsupported dtype is an error naming it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "io/safetensors.h"
+#include "kernels/weight_format.h"
+
+namespace nibble::model {
+
+class WeightLoader {
+ public:
+  explicit WeightLoader(const io::Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+
+  // A matmul weight W[num_rows, num_cols] in any format the kernels support.
+  base::Result<kernels::MatWeight> matrix(const std::string& name, int64_t num_rows, int64_t num_cols);
+  // A vector of `num_elems` values (F32/BF16/F16), converted to fp32.
+  base::Result<std::vector<float>> vector(const std::string& name, int64_t num_elems);
+
+  uint64_t bytes_loaded() const { return bytes_loaded_; }
+
+ private:
+  base::Result<const io::TensorInfo*> get_checked(const std::string& name, const std::vector<int64_t>& shape);
+
+  const io::Checkpoint& checkpoint_;
+  uint64_t bytes_loaded_ = 0;
+};
+
+// One decoder layer (Hugging Face LlamaDecoderLayer / Qwen3DecoderLayer). nh = num_attention_heads,
+// nkv = num_key_value_heads, hd = head_dim, H = hidden_size, I = intermediate_size.
+struct DecoderLayerWeights {
+  std::vector<float> input_layernorm;           // [H]
+  kernels::MatWeight q_proj;                    // [nh*hd, H]
+  kernels::MatWeight k_proj;                    // [nkv*hd, H]
+  kernels::MatWeight v_proj;                    // [nkv*hd, H]
+  kernels::MatWeight o_proj;                    // [H, nh*hd]
+  std::vector<float> q_norm;                    // [hd] (Qwen3 only; empty otherwise)
+  std::vector<float> k_norm;                    // [hd] (Qwen3 only; empty otherwise)
+  std::vector<float> post_attention_layernorm;  // [H]
+  kernels::MatWeight gate_proj;                 // [I, H]
+  kernels::MatWeight up_proj;                   // [I, H]
+  kernels::MatWeight down_proj;                 // [H, I]
+};
+
+struct DecoderWeights {
+  kernels::MatWeight embed_tokens;  // [V, H]
+  std::vector<DecoderLayerWeights> layers;
+  std::vector<float> norm;          // [H]
+  kernels::MatWeight lm_head;       // [V, H]; the same view as embed_tokens when tied
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+}  // namespace nibble::model

@@ -1,0 +1,110 @@
+// The forward pass against transformers (FP32): goldens from tests/conformance/gen_model_goldens.py.
+// Each case rebuilds its checkpoint with `nibble make-model` (the same flags the script used), then
+// compares logits (max|d| <= 1e-3 * max|logit|) and the greedy 32-token continuation (identical),
+// through the model API (batched prefill + KV-cache decode) and through `nibble run`.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "model_test_util.h"
+
+namespace nibble {
+namespace {
+
+using testing_util::run_nibble;
+using testing_util::TempDir;
+
+std::string golden_dir() { return std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/models"; }
+
+std::vector<std::string> golden_cases() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(golden_dir())) {
+    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class ModelGoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelGoldenTest, LogitsAndGreedyMatchTransformers) {
+  std::ifstream in(golden_dir() + "/" + GetParam() + ".json");
+  ASSERT_TRUE(in.good());
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  TempDir tmp("golden");
+  const std::string model_dir = tmp / GetParam();
+  std::vector<std::string> args = {"make-model", model_dir};
+  for (const auto& a : golden["make_model_args"]) args.push_back(a.get<std::string>());
+  const auto made = run_nibble(args, true);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+
+  const auto prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
+  const auto rows = golden["logit_rows"].get<std::vector<int64_t>>();
+  const auto want_greedy = golden["greedy_ids"].get<std::vector<int32_t>>();
+  const auto prompt_len = static_cast<int64_t>(prompt.size());
+
+  model::LoadOptions options;
+  options.max_seq_len = prompt_len + static_cast<int64_t>(want_greedy.size());
+  options.max_batch_tokens = prompt_len;
+  options.max_logit_rows = prompt_len;
+  options.num_threads = 2;
+  auto loaded = model::load_model(model_dir, options);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  model::Model& m = **loaded;
+  const int64_t vocab = m.config().vocab_size;
+  auto cache = m.new_kv_cache();
+
+  // Batched prefill: logits of every prompt position, compare the stored rows.
+  auto logits = m.forward(prompt, 0, *cache, prompt_len);
+  ASSERT_TRUE(logits.ok()) << logits.status().message();
+  double max_abs = 0.0, max_diff = 0.0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& want = golden["logits"][r];
+    ASSERT_EQ(static_cast<int64_t>(want.size()), vocab);
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double w = want[static_cast<size_t>(v)].get<double>();
+      const double got = (*logits)[static_cast<size_t>(rows[r] * vocab + v)];
+      max_abs = std::max(max_abs, std::fabs(w));
+      max_diff = std::max(max_diff, std::fabs(got - w));
+    }
+  }
+  EXPECT_LE(max_diff, 1e-3 * max_abs) << "max|dlogit| " << max_diff << " vs max|logit| " << max_abs;
+  char diff_text[32];
+  std::snprintf(diff_text, sizeof(diff_text), "%.3g", max_diff);
+  RecordProperty("max_abs_logit_diff", diff_text);
+
+  // Greedy decode through the KV cache, one token per forward call.
+  std::vector<int32_t> got_greedy;
+  std::vector<float> last((*logits).end() - vocab, (*logits).end());
+  for (size_t i = 0; i < want_greedy.size(); ++i) {
+    const int32_t token = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    got_greedy.push_back(token);
+    if (i + 1 == want_greedy.size()) break;
+    auto step = m.forward({&token, 1}, prompt_len + static_cast<int64_t>(i), *cache, 1);
+    ASSERT_TRUE(step.ok()) << step.status().message();
+    last.assign(step->begin(), step->end());
+  }
+  EXPECT_EQ(got_greedy, want_greedy);
+
+  // The same continuation through the CLI (EOS ignored: the goldens do not stop at EOS).
+  std::string ids;
+  for (int32_t t : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  const auto ran = run_nibble({"run", model_dir, "--prompt-ids", ids, "-n", std::to_string(want_greedy.size()),
+                               "--temp", "0", "--print-ids", "--ignore-eos", "-t", "2"},
+                              false);
+  ASSERT_EQ(ran.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(ran.output).get<std::vector<int32_t>>(), want_greedy);
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, ModelGoldenTest, ::testing::ValuesIn(golden_cases()),
+                         [](const auto& param_info) { return param_info.param; });
+
+}  // namespace
+}  // namespace nibble
