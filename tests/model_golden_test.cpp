@@ -21,7 +21,9 @@ namespace {
 using testing_util::run_nibble;
 using testing_util::TempDir;
 
-std::string golden_dir() { return std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/models"; }
+std::string golden_dir() {
+  return std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/models";
+}
 
 std::vector<std::string> golden_cases() {
   std::vector<std::string> names;
@@ -96,9 +98,10 @@ TEST_P(ModelGoldenTest, LogitsAndGreedyMatchTransformers) {
   // The same continuation through the CLI (EOS ignored: the goldens do not stop at EOS).
   std::string ids;
   for (int32_t t : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  const auto ran = run_nibble({"run", model_dir, "--prompt-ids", ids, "-n", std::to_string(want_greedy.size()),
-                               "--temp", "0", "--print-ids", "--ignore-eos", "-t", "2"},
-                              false);
+  const auto ran =
+      run_nibble({"run", model_dir, "--prompt-ids", ids, "-n", std::to_string(want_greedy.size()), "--temp",
+                  "0", "--print-ids", "--ignore-eos", "-t", "2"},
+                 false);
   ASSERT_EQ(ran.exit_code, 0);
   EXPECT_EQ(nlohmann::json::parse(ran.output).get<std::vector<int32_t>>(), want_greedy);
 }

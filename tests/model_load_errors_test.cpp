@@ -111,7 +111,8 @@ TEST_F(LoadErrorsTest, WrongDtypeNamesTensorAndDtype) {
 }
 
 TEST_F(LoadErrorsTest, MissingTensorIsNamed) {
-  for (const std::string missing : {"model.layers.0.self_attn.k_norm.weight", "lm_head.weight", "model.norm.weight"}) {
+  for (const std::string missing :
+       {"model.layers.0.self_attn.k_norm.weight", "lm_head.weight", "model.norm.weight"}) {
     TempDir dir("missing");
     rewrite(dir.path(), [&](auto& tensors) {
       std::erase_if(tensors, [&](const io::TensorToWrite& t) { return t.name == missing; });
@@ -123,7 +124,8 @@ TEST_F(LoadErrorsTest, MissingTensorIsNamed) {
 
 TEST_F(LoadErrorsTest, CliReportsOneLineAndExitStatus2) {
   rewrite(bad_.path(), [](auto& tensors) {
-    std::erase_if(tensors, [](const io::TensorToWrite& t) { return t.name == "model.layers.1.mlp.down_proj.weight"; });
+    std::erase_if(tensors,
+                  [](const io::TensorToWrite& t) { return t.name == "model.layers.1.mlp.down_proj.weight"; });
   });
   auto r = run_nibble({"run", bad_.path(), "--prompt-ids", "1,2,3", "-n", "4", "--temp", "0"}, true);
   EXPECT_EQ(r.exit_code, 2);
@@ -144,8 +146,9 @@ TEST_F(LoadErrorsTest, CliReportsOneLineAndExitStatus2) {
 }
 
 TEST_F(LoadErrorsTest, SeededSamplingIsReproducibleThroughTheCli) {
-  const std::vector<std::string> args = {"run", good_.path(), "--prompt-ids", "5,6,7", "-n", "12", "--temp", "1.0",
-                                         "--top-p", "0.9", "--seed", "7", "--print-ids", "--ignore-eos"};
+  const std::vector<std::string> args = {"run",    good_.path(), "--prompt-ids", "5,6,7",       "-n",
+                                         "12",     "--temp",     "1.0",          "--top-p",     "0.9",
+                                         "--seed", "7",          "--print-ids",  "--ignore-eos"};
   const auto a = run_nibble(args, false), b = run_nibble(args, false);
   ASSERT_EQ(a.exit_code, 0);
   EXPECT_EQ(a.output, b.output);

@@ -15,17 +15,20 @@ void add_make_model(CLI::App& app, CommandFn* run) {
   auto tie = std::make_shared<bool>(false);
   auto ints = std::make_shared<std::array<int64_t, 7>>();
   cmd->add_option("OUT", *out, "Output folder")->required();
-  cmd->add_option("--arch", spec->arch, "Architecture: qwen3 | llama")->check(CLI::IsMember({"qwen3", "llama"}));
+  cmd->add_option("--arch", spec->arch, "Architecture: qwen3 | llama")
+      ->check(CLI::IsMember({"qwen3", "llama"}));
   cmd->add_option("--preset", spec->preset, "Shapes: tiny | small | 0.6b (Qwen3-0.6B)")
       ->check(CLI::IsMember({"tiny", "small", "0.6b"}));
   cmd->add_option("--seed", spec->seed, "Random seed (same seed, same bytes on every machine)");
   cmd->add_option("--tokenizer", spec->tokenizer_dir, "Copy tokenizer files from this folder");
-  CLI::Option* tie_opt = cmd->add_flag("--tie,!--no-tie", *tie, "Tie lm_head to the embeddings (preset default)");
-  cmd->add_option("--dtype", spec->dtype, "Weight dtype: bf16 | f16 | f32")->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  CLI::Option* tie_opt =
+      cmd->add_flag("--tie,!--no-tie", *tie, "Tie lm_head to the embeddings (preset default)");
+  cmd->add_option("--dtype", spec->dtype, "Weight dtype: bf16 | f16 | f32")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_option("--init-std", spec->init_std, "Std of linear/embedding weights (default 0.02)");
   cmd->add_option("--rope-scaling", spec->rope_scaling, "RoPE scaling: llama3 (Llama 3.1 factors)")
       ->check(CLI::IsMember({"llama3"}));
-  const char* names[7] = {"--hidden-size", "--num-layers", "--num-heads", "--num-kv-heads",
+  const char* names[7] = {"--hidden-size", "--num-layers",        "--num-heads", "--num-kv-heads",
                           "--head-dim",    "--intermediate-size", "--vocab-size"};
   CLI::Option* int_opts[7];
   for (int i = 0; i < 7; ++i) {
@@ -34,9 +37,9 @@ void add_make_model(CLI::App& app, CommandFn* run) {
   }
   cmd->callback([run, spec, out, tie, tie_opt, ints, int_opts0 = std::to_array(int_opts)] {
     if (tie_opt->count() > 0) spec->tie_word_embeddings = *tie;
-    std::optional<int64_t>* targets[7] = {&spec->hidden_size,       &spec->num_hidden_layers, &spec->num_attention_heads,
-                                          &spec->num_key_value_heads, &spec->head_dim,
-                                          &spec->intermediate_size, &spec->vocab_size};
+    std::optional<int64_t>* targets[7] = {
+        &spec->hidden_size, &spec->num_hidden_layers, &spec->num_attention_heads, &spec->num_key_value_heads,
+        &spec->head_dim,    &spec->intermediate_size, &spec->vocab_size};
     for (size_t i = 0; i < 7; ++i) {
       if (int_opts0[i]->count() > 0) *targets[i] = (*ints)[i];
     }

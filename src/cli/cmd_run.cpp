@@ -62,8 +62,10 @@ base::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
 }
 
 // The seam for the tokenizer issue: text -> ids with MODEL_DIR's tokenizer.json.
-base::Result<std::vector<int32_t>> encode_prompt(const std::string& /*model_dir*/, const std::string& /*text*/) {
-  return base::unsupported("-p TEXT needs the tokenizer, which is not in this build yet; pass --prompt-ids a,b,c");
+base::Result<std::vector<int32_t>> encode_prompt(const std::string& /*model_dir*/,
+                                                 const std::string& /*text*/) {
+  return base::unsupported(
+      "-p TEXT needs the tokenizer, which is not in this build yet; pass --prompt-ids a,b,c");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -128,7 +130,8 @@ int run_model(const RunArgs& args) {
   engine::Sampler sampler(vocab, params);
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::fprintf(stderr, "load: %.3f s (%s, %.1f MB of weights, %d threads)\n", seconds_since(t_load),
-               m->config().architecture.c_str(), static_cast<double>(m->weight_bytes()) / 1e6, options.num_threads);
+               m->config().architecture.c_str(), static_cast<double>(m->weight_bytes()) / 1e6,
+               options.num_threads);
 
   std::vector<int32_t> output;
   output.reserve(static_cast<size_t>(args.max_new_tokens));
@@ -161,11 +164,11 @@ int run_model(const RunArgs& args) {
   } else {
     std::printf("\n");
   }
-  std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(prompt_len), prefill_s,
-               static_cast<double>(prompt_len) / prefill_s);
+  std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(prompt_len),
+               prefill_s, static_cast<double>(prompt_len) / prefill_s);
   if (num_decoded > 0) {
-    std::fprintf(stderr, "decode: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(num_decoded), decode_s,
-                 static_cast<double>(num_decoded) / decode_s);
+    std::fprintf(stderr, "decode: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(num_decoded),
+                 decode_s, static_cast<double>(num_decoded) / decode_s);
   }
   return 0;
 }
@@ -179,7 +182,8 @@ void add_run(CLI::App& app, CommandFn* run) {
   CLI::Option* text = cmd->add_option("-p,--prompt", args->prompt_text, "Prompt text (needs the tokenizer)");
   CLI::Option* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated");
   text->excludes(ids);
-  cmd->add_option("-n,--max-tokens", args->max_new_tokens, "Tokens to generate")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("-n,--max-tokens", args->max_new_tokens, "Tokens to generate")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   CLI::Option* temp = cmd->add_option("--temp", args->temperature, "Temperature (0 = greedy)");
   CLI::Option* top_k = cmd->add_option("--top-k", args->top_k, "Top-k (0 = off)");
   CLI::Option* top_p = cmd->add_option("--top-p", args->top_p, "Top-p");
@@ -201,7 +205,8 @@ void add_run(CLI::App& app, CommandFn* run) {
     args->has_seed = seed->count() > 0;
     const bool has_prompt = text->count() > 0 || ids->count() > 0;
     *run = [args, has_prompt] {
-      if (!has_prompt) return report_error(base::invalid_argument("run: give a prompt with -p TEXT or --prompt-ids"));
+      if (!has_prompt)
+        return report_error(base::invalid_argument("run: give a prompt with -p TEXT or --prompt-ids"));
       return run_model(*args);
     };
   });

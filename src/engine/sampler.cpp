@@ -16,7 +16,9 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 base::Status validate_sampling_params(const SamplingParams& p) {
@@ -51,7 +53,9 @@ uint64_t SamplerRng::next_u64() {
   return result;
 }
 
-double SamplerRng::next_uniform() { return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+double SamplerRng::next_uniform() {
+  return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 Sampler::Sampler(int64_t vocab_size, const SamplingParams& params)
     : vocab_size_(vocab_size),
@@ -62,7 +66,9 @@ Sampler::Sampler(int64_t vocab_size, const SamplingParams& params)
       kept_(static_cast<size_t>(vocab_size)),
       probs_(static_cast<size_t>(vocab_size), 0.0f) {}
 
-bool Sampler::is_greedy() const { return params_.temperature < kGreedyTemperature; }
+bool Sampler::is_greedy() const {
+  return params_.temperature < kGreedyTemperature;
+}
 
 void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> prompt_ids,
                               std::span<const int32_t> output_ids) {

@@ -48,7 +48,8 @@ class Sampler {
                                       std::span<const int32_t> output_ids);
 
   // Picks the next token: distribution() then one draw from the RNG (no draw when greedy).
-  int32_t sample(std::span<float> logits, std::span<const int32_t> prompt_ids, std::span<const int32_t> output_ids);
+  int32_t sample(std::span<float> logits, std::span<const int32_t> prompt_ids,
+                 std::span<const int32_t> output_ids);
 
   const SamplingParams& params() const { return params_; }
   bool is_greedy() const;
@@ -62,10 +63,10 @@ class Sampler {
   int64_t vocab_size_;
   SamplingParams params_;
   SamplerRng rng_;
-  std::vector<int32_t> output_counts_;              // [vocab] scratch, zero between calls
-  std::vector<uint8_t> seen_;                       // [vocab] scratch, zero between calls
-  std::vector<std::pair<float, int32_t>> kept_;     // [vocab] (prob or logit, token id)
-  std::vector<float> probs_;                        // [vocab]
+  std::vector<int32_t> output_counts_;           // [vocab] scratch, zero between calls
+  std::vector<uint8_t> seen_;                    // [vocab] scratch, zero between calls
+  std::vector<std::pair<float, int32_t>> kept_;  // [vocab] (prob or logit, token id)
+  std::vector<float> probs_;                     // [vocab]
   int64_t num_kept_ = 0;
 };
 

@@ -10,7 +10,9 @@ namespace nibble::engine {
 namespace {
 
 // logits ln1, ln2, ln4 -> softmax 1/7, 2/7, 4/7.
-std::vector<float> three_logits() { return {0.0f, std::log(2.0f), std::log(4.0f)}; }
+std::vector<float> three_logits() {
+  return {0.0f, std::log(2.0f), std::log(4.0f)};
+}
 
 std::vector<float> dist(const SamplingParams& p, std::vector<float> logits, std::vector<int32_t> prompt = {},
                         std::vector<int32_t> output = {}) {
@@ -71,10 +73,10 @@ TEST(SamplerTest, MinP) {
 
 TEST(SamplerTest, TopKThenTopPRenormalises) {
   SamplingParams p;
-  p.top_k = 2;    // {2/6, 4/6}
-  p.top_p = 0.7f; // 4/6 < 0.7 -> keep both
+  p.top_k = 2;     // {2/6, 4/6}
+  p.top_p = 0.7f;  // 4/6 < 0.7 -> keep both
   expect_dist(dist(p, three_logits()), {0.0, 1.0 / 3, 2.0 / 3});
-  p.top_p = 0.6f; // 4/6 >= 0.6 -> top only
+  p.top_p = 0.6f;  // 4/6 >= 0.6 -> top only
   expect_dist(dist(p, three_logits()), {0.0, 0.0, 1.0});
 }
 

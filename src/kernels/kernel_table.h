@@ -56,7 +56,7 @@ struct KernelTable {
 // One ISA that can fill (part of) a table.
 struct IsaInfo {
   std::string_view name;
-  bool (*supported)();               // does this CPU run it?
+  bool (*supported)();                // does this CPU run it?
   void (*register_fn)(KernelTable&);  // overwrites the entries it implements
 };
 

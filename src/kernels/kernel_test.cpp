@@ -42,7 +42,8 @@ std::vector<float> encode(WeightFormat format, const std::vector<float>& vals, s
       std::memcpy(bytes->data() + i * 4, &vals[i], 4);
       stored[i] = vals[i];
     } else {
-      const uint16_t h = format == WeightFormat::kBF16 ? base::float_to_bf16(vals[i]) : base::float_to_f16(vals[i]);
+      const uint16_t h =
+          format == WeightFormat::kBF16 ? base::float_to_bf16(vals[i]) : base::float_to_f16(vals[i]);
       std::memcpy(bytes->data() + i * 2, &h, 2);
       stored[i] = format == WeightFormat::kBF16 ? base::bf16_to_float(h) : base::f16_to_float(h);
     }

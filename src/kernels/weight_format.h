@@ -25,11 +25,11 @@ inline constexpr int kNumWeightFormats = static_cast<int>(WeightFormat::kF16) + 
 
 struct WeightFormatInfo {
   WeightFormat format;
-  std::string_view name;       // as printed in errors and `nibble info`
-  tensor::DType storage_dtype; // dtype of the main tensor in a checkpoint
-  int block_elems;             // values per block along K (1 for plain formats)
-  int block_bytes;             // bytes per block of the main tensor
-  bool has_block_scales;       // a second tensor of per-block scales
+  std::string_view name;        // as printed in errors and `nibble info`
+  tensor::DType storage_dtype;  // dtype of the main tensor in a checkpoint
+  int block_elems;              // values per block along K (1 for plain formats)
+  int block_bytes;              // bytes per block of the main tensor
+  bool has_block_scales;        // a second tensor of per-block scales
 };
 
 const WeightFormatInfo& weight_format_info(WeightFormat format);
@@ -41,13 +41,13 @@ std::optional<WeightFormat> plain_format_for_dtype(tensor::DType dtype);
 // The bytes live in the mapped checkpoint (or a load-time repacked buffer).
 struct MatWeight {
   WeightFormat format = WeightFormat::kF32;
-  int64_t num_rows = 0;                    // N
-  int64_t num_cols = 0;                    // K
-  int64_t row_bytes = 0;                   // bytes of one row of `data`
-  const uint8_t* data = nullptr;           // [N, row_bytes]
-  const uint8_t* block_scales = nullptr;   // format-specific; null for plain formats
-  int64_t scale_row_bytes = 0;             // bytes of one row of block_scales
-  float tensor_scale = 1.0f;               // global scale (quantized formats); 1 for plain formats
+  int64_t num_rows = 0;                   // N
+  int64_t num_cols = 0;                   // K
+  int64_t row_bytes = 0;                  // bytes of one row of `data`
+  const uint8_t* data = nullptr;          // [N, row_bytes]
+  const uint8_t* block_scales = nullptr;  // format-specific; null for plain formats
+  int64_t scale_row_bytes = 0;            // bytes of one row of block_scales
+  float tensor_scale = 1.0f;              // global scale (quantized formats); 1 for plain formats
 };
 
 }  // namespace nibble::kernels

@@ -12,21 +12,25 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string type_name(const Json& v) { return v.type_name(); }
+std::string type_name(const Json& v) {
+  return v.type_name();
+}
 
 base::Status field_error(const std::string& path, std::string_view field, const std::string& what) {
   return base::invalid_argument(path + ": field '" + std::string(field) + "' " + what);
 }
 
 // Reads an integer field; nullopt when absent or null.
-base::Result<std::optional<int64_t>> opt_int(const Json& obj, std::string_view field, const std::string& path) {
+base::Result<std::optional<int64_t>> opt_int(const Json& obj, std::string_view field,
+                                             const std::string& path) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<int64_t>();
   if (!it->is_number_integer()) return field_error(path, field, "must be an integer, got " + type_name(*it));
   return std::optional<int64_t>(it->get<int64_t>());
 }
 
-base::Result<std::optional<double>> opt_number(const Json& obj, std::string_view field, const std::string& path) {
+base::Result<std::optional<double>> opt_number(const Json& obj, std::string_view field,
+                                               const std::string& path) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<double>();
   if (!it->is_number()) return field_error(path, field, "must be a number, got " + type_name(*it));
@@ -48,7 +52,8 @@ base::Result<int64_t> req_positive_int(const Json& obj, std::string_view field, 
 }
 
 base::Result<int32_t> token_id(const Json& v, std::string_view field, const std::string& path) {
-  if (!v.is_number_integer()) return field_error(path, field, "must be a token id (integer), got " + type_name(v));
+  if (!v.is_number_integer())
+    return field_error(path, field, "must be a token id (integer), got " + type_name(v));
   const int64_t id = v.get<int64_t>();
   if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
     return field_error(path, field, "token id out of range: " + std::to_string(id));
@@ -57,7 +62,8 @@ base::Result<int32_t> token_id(const Json& v, std::string_view field, const std:
 }
 
 // `eos_token_id`: absent/null, an int, or a list of ints.
-base::Result<std::vector<int32_t>> token_id_list(const Json& obj, std::string_view field, const std::string& path) {
+base::Result<std::vector<int32_t>> token_id_list(const Json& obj, std::string_view field,
+                                                 const std::string& path) {
   std::vector<int32_t> ids;
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return ids;
@@ -73,7 +79,8 @@ base::Result<std::vector<int32_t>> token_id_list(const Json& obj, std::string_vi
   return ids;
 }
 
-base::Result<std::optional<int32_t>> opt_token_id(const Json& obj, std::string_view field, const std::string& path) {
+base::Result<std::optional<int32_t>> opt_token_id(const Json& obj, std::string_view field,
+                                                  const std::string& path) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<int32_t>();
   NIBBLE_ASSIGN_OR_RETURN(int32_t id, token_id(*it, field, path));
@@ -107,7 +114,8 @@ base::Status parse_rope(const Json& config, const std::string& path, ModelConfig
     for (const char* key : {"rope_type", "type"}) {
       auto it = rope->find(key);
       if (it == rope->end() || it->is_null()) continue;
-      if (!it->is_string()) return field_error(path, field + "." + key, "must be a string, got " + type_name(*it));
+      if (!it->is_string())
+        return field_error(path, field + "." + key, "must be a string, got " + type_name(*it));
       type = it->get<std::string>();
       break;
     }
@@ -120,22 +128,27 @@ base::Status parse_rope(const Json& config, const std::string& path, ModelConfig
       NIBBLE_ASSIGN_OR_RETURN(auto high, opt_number(*rope, "high_freq_factor", sub));
       NIBBLE_ASSIGN_OR_RETURN(auto orig, opt_int(*rope, "original_max_position_embeddings", sub));
       if (!factor) return field_error(path, field + ".factor", "is missing (required by rope_type llama3)");
-      if (!low) return field_error(path, field + ".low_freq_factor", "is missing (required by rope_type llama3)");
-      if (!high) return field_error(path, field + ".high_freq_factor", "is missing (required by rope_type llama3)");
+      if (!low)
+        return field_error(path, field + ".low_freq_factor", "is missing (required by rope_type llama3)");
+      if (!high)
+        return field_error(path, field + ".high_freq_factor", "is missing (required by rope_type llama3)");
       if (!orig) {
-        return field_error(path, field + ".original_max_position_embeddings", "is missing (required by rope_type llama3)");
+        return field_error(path, field + ".original_max_position_embeddings",
+                           "is missing (required by rope_type llama3)");
       }
       if (!(*factor > 0) || !(*low > 0) || !(*high > *low) || *orig <= 0) {
-        return field_error(path, field,
-                           "has invalid llama3 values (need factor > 0, high_freq_factor > low_freq_factor > 0, "
-                           "original_max_position_embeddings > 0)");
+        return field_error(
+            path, field,
+            "has invalid llama3 values (need factor > 0, high_freq_factor > low_freq_factor > 0, "
+            "original_max_position_embeddings > 0)");
       }
       rs.factor = *factor;
       rs.low_freq_factor = *low;
       rs.high_freq_factor = *high;
       rs.original_max_position_embeddings = *orig;
     } else if (type != "default") {
-      return base::unsupported(path + ": " + field + " type '" + type + "' is not supported (supported: llama3)");
+      return base::unsupported(path + ": " + field + " type '" + type +
+                               "' is not supported (supported: llama3)");
     }
   }
   if (theta) {
@@ -152,8 +165,9 @@ base::Result<ModelConfig> parse_model_config(std::string_view json_text, const s
   ModelConfig c;
   auto arch_it = j.find("architectures");
   if (arch_it == j.end() || !arch_it->is_array() || arch_it->empty() || !(*arch_it)[0].is_string()) {
-    return field_error(path, "architectures", "must be a non-empty list of strings (supported: " +
-                                                  supported_architecture_names() + ")");
+    return field_error(
+        path, "architectures",
+        "must be a non-empty list of strings (supported: " + supported_architecture_names() + ")");
   }
   c.architecture = (*arch_it)[0].get<std::string>();
   if (find_architecture(c.architecture) == nullptr) {
@@ -169,15 +183,17 @@ base::Result<ModelConfig> parse_model_config(std::string_view json_text, const s
   c.num_key_value_heads = kv_heads.value_or(c.num_attention_heads);
   if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0) {
     return field_error(path, "num_key_value_heads",
-                       "must be positive and divide num_attention_heads (" + std::to_string(c.num_attention_heads) +
-                           "), got " + std::to_string(c.num_key_value_heads));
+                       "must be positive and divide num_attention_heads (" +
+                           std::to_string(c.num_attention_heads) + "), got " +
+                           std::to_string(c.num_key_value_heads));
   }
   NIBBLE_ASSIGN_OR_RETURN(auto head_dim, opt_int(j, "head_dim", path));
   if (head_dim) {
     c.head_dim = *head_dim;
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
-      return field_error(path, "head_dim", "is missing and hidden_size is not a multiple of num_attention_heads");
+      return field_error(path, "head_dim",
+                         "is missing and hidden_size is not a multiple of num_attention_heads");
     }
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
@@ -193,7 +209,8 @@ base::Result<ModelConfig> parse_model_config(std::string_view json_text, const s
   c.tie_word_embeddings = tie.value_or(false);
   for (const char* field : {"attention_bias", "mlp_bias"}) {
     NIBBLE_ASSIGN_OR_RETURN(auto bias, opt_bool(j, field, path));
-    if (bias.value_or(false)) return base::unsupported(path + ": field '" + field + "' = true is not supported");
+    if (bias.value_or(false))
+      return base::unsupported(path + ": field '" + field + "' = true is not supported");
   }
   if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>() != "silu") {
@@ -214,7 +231,8 @@ base::Result<ModelConfig> parse_model_config(std::string_view json_text, const s
 
 base::Result<ModelConfig> load_model_config(const std::string& model_dir) {
   const std::string path = base::join_path(model_dir, "config.json");
-  if (!base::file_exists(path)) return base::not_found(path + ": not found (is '" + model_dir + "' a model folder?)");
+  if (!base::file_exists(path))
+    return base::not_found(path + ": not found (is '" + model_dir + "' a model folder?)");
   NIBBLE_ASSIGN_OR_RETURN(std::string text, base::read_file(path));
   return parse_model_config(text, path);
 }
@@ -238,7 +256,8 @@ base::Result<GenerationConfig> parse_generation_config(std::string_view json_tex
     g.top_p = static_cast<float>(*top_p);
   }
   if (top_k) {
-    if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max()) return field_error(path, "top_k", "must be >= 0");
+    if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max())
+      return field_error(path, "top_k", "must be >= 0");
     g.top_k = static_cast<int32_t>(*top_k);
   }
   if (min_p) {

@@ -50,7 +50,9 @@ nlohmann::json llama_config() {
           {"eos_token_id", {128001, 128008, 128009}}};
 }
 
-base::Result<ModelConfig> parse(const nlohmann::json& j) { return parse_model_config(j.dump(), "m/config.json"); }
+base::Result<ModelConfig> parse(const nlohmann::json& j) {
+  return parse_model_config(j.dump(), "m/config.json");
+}
 
 TEST(ConfigTest, Qwen3) {
   auto c = parse(qwen3_config());
@@ -96,7 +98,8 @@ TEST(ConfigTest, LlamaWithLlama3RopeAndEosList) {
 void expect_error(const nlohmann::json& j, const std::vector<std::string>& needles) {
   auto c = parse(j);
   ASSERT_FALSE(c.ok());
-  for (const auto& n : needles) EXPECT_NE(c.status().message().find(n), std::string::npos) << c.status().message();
+  for (const auto& n : needles)
+    EXPECT_NE(c.status().message().find(n), std::string::npos) << c.status().message();
 }
 
 TEST(ConfigTest, ErrorsNameTheFieldAndFile) {

@@ -38,8 +38,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& config) {
   return inv_freq;
 }
 
-DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options, const kernels::KernelTable& kernels,
-                           DecoderWeights weights)
+DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options,
+                           const kernels::KernelTable& kernels, DecoderWeights weights)
     : config_(config),
       options_(options),
       kernels_(kernels),
@@ -75,12 +75,13 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
   ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len));
 }
 
-base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t start_pos, const KvCache& cache,
-                                      int64_t num_logit_rows) const {
+base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t start_pos,
+                                      const KvCache& cache, int64_t num_logit_rows) const {
   const auto num_tokens = static_cast<int64_t>(tokens.size());
   if (num_tokens == 0) return base::invalid_argument("forward: no tokens");
   if (num_tokens > options_.max_batch_tokens) {
-    return base::invalid_argument("forward: " + std::to_string(num_tokens) + " tokens exceed max_batch_tokens " +
+    return base::invalid_argument("forward: " + std::to_string(num_tokens) +
+                                  " tokens exceed max_batch_tokens " +
                                   std::to_string(options_.max_batch_tokens));
   }
   const int64_t max_pos = std::min(options_.max_seq_len, cache.max_positions());
@@ -91,8 +92,8 @@ base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t s
   }
   if (num_logit_rows < 1 || num_logit_rows > std::min(num_tokens, options_.max_logit_rows)) {
     return base::invalid_argument("forward: num_logit_rows " + std::to_string(num_logit_rows) +
-                                  " out of range [1, " + std::to_string(std::min(num_tokens, options_.max_logit_rows)) +
-                                  "]");
+                                  " out of range [1, " +
+                                  std::to_string(std::min(num_tokens, options_.max_logit_rows)) + "]");
   }
   for (int32_t id : tokens) {
     if (id < 0 || id >= config_.vocab_size) {
@@ -123,10 +124,10 @@ void DecoderStack::project_qkv(const DecoderLayerWeights& layer, int64_t num_tok
 
 void DecoderStack::norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens) {
   const auto eps = static_cast<float>(config_.rms_norm_eps);
-  kernels_.rmsnorm(ws_.q.data(), layer.q_norm.data(), num_tokens * config_.num_attention_heads, config_.head_dim,
-                   eps, ws_.q.data());
-  kernels_.rmsnorm(ws_.k.data(), layer.k_norm.data(), num_tokens * config_.num_key_value_heads, config_.head_dim,
-                   eps, ws_.k.data());
+  kernels_.rmsnorm(ws_.q.data(), layer.q_norm.data(), num_tokens * config_.num_attention_heads,
+                   config_.head_dim, eps, ws_.q.data());
+  kernels_.rmsnorm(ws_.k.data(), layer.k_norm.data(), num_tokens * config_.num_key_value_heads,
+                   config_.head_dim, eps, ws_.k.data());
 }
 
 void DecoderStack::rope_qk(int64_t num_tokens, int64_t start_pos) {
@@ -167,7 +168,8 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, int64_t start_p
     kernels_.softmax(scores, num_keys);
     float* out = ws_.attn.data() + t * q_dim + head * head_dim;
     std::fill_n(out, head_dim, 0.0f);
-    for (int64_t j = 0; j < num_keys; ++j) kernels_.axpy(scores[j], cache.value(layer_idx, j) + kv_offset, head_dim, out);
+    for (int64_t j = 0; j < num_keys; ++j)
+      kernels_.axpy(scores[j], cache.value(layer_idx, j) + kv_offset, head_dim, out);
   };
   pool_->run(num_tokens * num_heads, base::TaskFn(task));
 }
@@ -193,13 +195,15 @@ std::span<const float> DecoderStack::final_logits(int64_t num_tokens, int64_t nu
   return {ws_.logits.data(), static_cast<size_t>(num_logit_rows * config_.vocab_size)};
 }
 
-base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader, bool qk_norm) {
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
+                                                  bool qk_norm) {
   const int64_t hidden = config.hidden_size;
   const int64_t q_dim = config.num_attention_heads * config.head_dim;
   const int64_t kv_dim = config.num_key_value_heads * config.head_dim;
   const int64_t inter = config.intermediate_size;
   DecoderWeights w;
-  NIBBLE_ASSIGN_OR_RETURN(w.embed_tokens, loader.matrix("model.embed_tokens.weight", config.vocab_size, hidden));
+  NIBBLE_ASSIGN_OR_RETURN(w.embed_tokens,
+                          loader.matrix("model.embed_tokens.weight", config.vocab_size, hidden));
   w.layers.resize(static_cast<size_t>(config.num_hidden_layers));
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
     DecoderLayerWeights& l = w.layers[static_cast<size_t>(i)];
@@ -213,7 +217,8 @@ base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, Wei
       NIBBLE_ASSIGN_OR_RETURN(l.q_norm, loader.vector(p + "self_attn.q_norm.weight", config.head_dim));
       NIBBLE_ASSIGN_OR_RETURN(l.k_norm, loader.vector(p + "self_attn.k_norm.weight", config.head_dim));
     }
-    NIBBLE_ASSIGN_OR_RETURN(l.post_attention_layernorm, loader.vector(p + "post_attention_layernorm.weight", hidden));
+    NIBBLE_ASSIGN_OR_RETURN(l.post_attention_layernorm,
+                            loader.vector(p + "post_attention_layernorm.weight", hidden));
     NIBBLE_ASSIGN_OR_RETURN(l.gate_proj, loader.matrix(p + "mlp.gate_proj.weight", inter, hidden));
     NIBBLE_ASSIGN_OR_RETURN(l.up_proj, loader.matrix(p + "mlp.up_proj.weight", inter, hidden));
     NIBBLE_ASSIGN_OR_RETURN(l.down_proj, loader.matrix(p + "mlp.down_proj.weight", hidden, inter));

@@ -83,6 +83,7 @@ class DecoderStack {
 
 // Loads the tensors shared by Llama-style checkpoints (Hugging Face names); `qk_norm` adds
 // Qwen3's self_attn.{q,k}_norm.weight.
-base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader, bool qk_norm);
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
+                                                  bool qk_norm);
 
 }  // namespace nibble::model

@@ -1,10 +1,11 @@
 // RoPE frequencies (formats.md §7.2 worked by hand) and make-model determinism.
+#include "model/layers.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numbers>
 
-#include "model/layers.h"
 #include "model/random_checkpoint.h"
 
 namespace nibble::model {
@@ -16,7 +17,8 @@ TEST(RopeTest, DefaultInvFreqIsThetaPower) {
   c.rope_theta = 10000.0;
   const auto f = rope_inv_freq(c);
   ASSERT_EQ(f.size(), 4u);
-  for (int i = 0; i < 4; ++i) EXPECT_NEAR(f[i], std::pow(10000.0, -2.0 * i / 8), 1e-6 * std::pow(10000.0, -2.0 * i / 8));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(f[i], std::pow(10000.0, -2.0 * i / 8), 1e-6 * std::pow(10000.0, -2.0 * i / 8));
 }
 
 TEST(RopeTest, Llama3RescalesLowFrequenciesAndInterpolatesTheBand) {

@@ -19,8 +19,8 @@ class Qwen3Model final : public Model {
         weight_bytes_(weight_bytes),
         stack_(config_, options_, kernels, std::move(weights)) {}
 
-  base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos, KvCache& cache,
-                                               int64_t num_logit_rows) override {
+  base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos,
+                                               KvCache& cache, int64_t num_logit_rows) override {
     NIBBLE_TRY(stack_.check_step(tokens, start_pos, cache, num_logit_rows));
     const auto num_tokens = static_cast<int64_t>(tokens.size());
     // Qwen3Model.forward: hidden = embed_tokens(input_ids)
@@ -58,8 +58,8 @@ base::Result<std::unique_ptr<Model>> load_qwen3(ModelConfig config, io::Checkpoi
   WeightLoader loader(checkpoint);
   NIBBLE_ASSIGN_OR_RETURN(DecoderWeights weights, load_decoder_weights(config, loader, /*qk_norm=*/true));
   const uint64_t weight_bytes = loader.bytes_loaded();
-  return std::unique_ptr<Model>(std::make_unique<Qwen3Model>(std::move(config), std::move(checkpoint), options,
-                                                             *kernels, std::move(weights), weight_bytes));
+  return std::unique_ptr<Model>(std::make_unique<Qwen3Model>(
+      std::move(config), std::move(checkpoint), options, *kernels, std::move(weights), weight_bytes));
 }
 
 }  // namespace nibble::model

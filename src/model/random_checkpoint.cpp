@@ -76,7 +76,8 @@ base::Result<Shapes> preset_shapes(const RandomModelSpec& spec) {
   for (int64_t v : {s.hidden, s.layers, s.heads, s.kv_heads, s.head_dim, s.inter, s.vocab}) {
     if (v <= 0 || v > (int64_t{1} << 24)) return base::invalid_argument("model sizes must be in [1, 2^24]");
   }
-  if (s.heads % s.kv_heads != 0) return base::invalid_argument("--num-kv-heads must divide the number of heads");
+  if (s.heads % s.kv_heads != 0)
+    return base::invalid_argument("--num-kv-heads must divide the number of heads");
   if (s.head_dim % 2 != 0) return base::invalid_argument("--head-dim must be even");
   return s;
 }
@@ -205,7 +206,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     return base::invalid_argument("--arch '" + spec.arch + "' is not one of qwen3, llama");
   }
   if (!spec.rope_scaling.empty() && spec.rope_scaling != "llama3") {
-    return base::invalid_argument("--rope-scaling '" + spec.rope_scaling + "' is not supported (supported: llama3)");
+    return base::invalid_argument("--rope-scaling '" + spec.rope_scaling +
+                                  "' is not supported (supported: llama3)");
   }
   tensor::DType dtype;
   std::string torch_dtype;
@@ -221,7 +223,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   } else {
     return base::invalid_argument("--dtype '" + spec.dtype + "' is not one of bf16, f16, f32");
   }
-  if (!(spec.init_std > 0.0 && spec.init_std <= 1.0)) return base::invalid_argument("--init-std must be in (0, 1]");
+  if (!(spec.init_std > 0.0 && spec.init_std <= 1.0))
+    return base::invalid_argument("--init-std must be in (0, 1]");
   NIBBLE_ASSIGN_OR_RETURN(Shapes s, preset_shapes(spec));
 
   TokenizerInfo tok;
@@ -229,7 +232,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     NIBBLE_ASSIGN_OR_RETURN(tok, read_tokenizer_info(spec.tokenizer_dir));
     if (spec.vocab_size && *spec.vocab_size < tok.size) {
       return base::invalid_argument("--vocab-size " + std::to_string(*spec.vocab_size) +
-                                    " is smaller than the tokenizer's " + std::to_string(tok.size) + " tokens");
+                                    " is smaller than the tokenizer's " + std::to_string(tok.size) +
+                                    " tokens");
     }
     if (s.vocab < tok.size) s.vocab = (tok.size + 127) / 128 * 128;
   }
@@ -237,7 +241,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   const int32_t eos = tok.eos.value_or(2);
   std::vector<int32_t> eos_ids = {eos};
   if (tok.pad && *tok.pad != eos) eos_ids.push_back(*tok.pad);
-  if (bos >= s.vocab || eos >= s.vocab) return base::invalid_argument("vocab size too small for the bos/eos ids");
+  if (bos >= s.vocab || eos >= s.vocab)
+    return base::invalid_argument("vocab size too small for the bos/eos ids");
 
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
@@ -291,7 +296,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   // Tensors, in Hugging Face names. Linear and embedding std init_std (0.02); norms 1 + 0.05 * N(0,1).
   std::vector<TensorBytes> tensors;
   const double kStd = spec.init_std, kNormNoise = 0.05;
-  tensors.push_back(make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+  tensors.push_back(
+      make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     auto linear = [&](const std::string& name, int64_t rows, int64_t cols) {
@@ -315,11 +321,13 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     linear("mlp.down_proj.weight", s.hidden, s.inter);
   }
   tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, spec.seed, dtype));
-  if (!s.tie) tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+  if (!s.tie)
+    tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
 
   std::vector<io::TensorToWrite> to_write;
   for (const auto& t : tensors) to_write.push_back({t.name, dtype, t.shape, t.bytes.data(), t.bytes.size()});
-  NIBBLE_TRY(io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
+  NIBBLE_TRY(
+      io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), config_text));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), gen.dump(2) + "\n"));
   if (!spec.tokenizer_dir.empty()) NIBBLE_TRY(copy_tokenizer_files(spec.tokenizer_dir, out_dir));

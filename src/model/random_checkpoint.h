@@ -15,10 +15,10 @@ struct RandomModelSpec {
   std::string arch = "qwen3";   // qwen3 | llama
   std::string preset = "tiny";  // tiny | small | 0.6b
   uint64_t seed = 0;
-  std::string dtype = "bf16";   // bf16 | f16 | f32: the stored weight dtype
-  std::string rope_scaling;     // "" | "llama3" (Llama 3.1 factors)
-  std::string tokenizer_dir;    // copy tokenizer files from here; vocab_size >= tokenizer size
-  double init_std = 0.02;       // std of linear and embedding weights (tests raise it to sharpen attention)
+  std::string dtype = "bf16";  // bf16 | f16 | f32: the stored weight dtype
+  std::string rope_scaling;    // "" | "llama3" (Llama 3.1 factors)
+  std::string tokenizer_dir;   // copy tokenizer files from here; vocab_size >= tokenizer size
+  double init_std = 0.02;      // std of linear and embedding weights (tests raise it to sharpen attention)
   // Overrides of the preset's shapes.
   std::optional<bool> tie_word_embeddings;
   std::optional<int64_t> hidden_size;

@@ -44,7 +44,8 @@ base::Result<std::unique_ptr<Model>> load_model(const std::string& model_dir, co
   }
   NIBBLE_ASSIGN_OR_RETURN(io::Checkpoint checkpoint, io::Checkpoint::open(model_dir));
   LoadOptions resolved = options;
-  if (resolved.max_seq_len <= 0) resolved.max_seq_len = std::min<int64_t>(config.max_position_embeddings, 4096);
+  if (resolved.max_seq_len <= 0)
+    resolved.max_seq_len = std::min<int64_t>(config.max_position_embeddings, 4096);
   if (resolved.max_batch_tokens <= 0) resolved.max_batch_tokens = resolved.max_seq_len;
   if (resolved.max_logit_rows <= 0) resolved.max_logit_rows = 1;
   resolved.max_logit_rows = std::min(resolved.max_logit_rows, resolved.max_batch_tokens);

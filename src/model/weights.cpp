@@ -16,19 +16,21 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 }
 
 base::Result<const io::TensorInfo*> WeightLoader::get_checked(const std::string& name,
-                                                               const std::vector<int64_t>& shape) {
+                                                              const std::vector<int64_t>& shape) {
   const io::TensorInfo* t = checkpoint_.find(name);
   if (t == nullptr) {
     return base::not_found(checkpoint_.dir() + ": tensor '" + name + "' is missing from the checkpoint");
   }
   const std::string where = (t->file != nullptr ? *t->file : checkpoint_.dir()) + ": tensor '" + name + "'";
   if (t->shape != shape) {
-    return base::corrupt(where + ": expected shape " + shape_string(shape) + ", got " + shape_string(t->shape));
+    return base::corrupt(where + ": expected shape " + shape_string(shape) + ", got " +
+                         shape_string(t->shape));
   }
   return t;
 }
 
-base::Result<kernels::MatWeight> WeightLoader::matrix(const std::string& name, int64_t num_rows, int64_t num_cols) {
+base::Result<kernels::MatWeight> WeightLoader::matrix(const std::string& name, int64_t num_rows,
+                                                      int64_t num_cols) {
   NIBBLE_ASSIGN_OR_RETURN(const io::TensorInfo* t, get_checked(name, {num_rows, num_cols}));
   const auto format = kernels::plain_format_for_dtype(t->dtype);
   if (!format) {

@@ -50,8 +50,8 @@ struct DecoderLayerWeights {
 struct DecoderWeights {
   kernels::MatWeight embed_tokens;  // [V, H]
   std::vector<DecoderLayerWeights> layers;
-  std::vector<float> norm;          // [H]
-  kernels::MatWeight lm_head;       // [V, H]; the same view as embed_tokens when tied
+  std::vector<float> norm;     // [H]
+  kernels::MatWeight lm_head;  // [V, H]; the same view as embed_tokens when tied
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

@@ -54,7 +54,8 @@ void matmul_plain(const float* x, int64_t num_tokens, const MatWeight& w, int64_
   const int64_t num_cols = w.num_cols;
   for (int64_t n = n_begin; n < n_end; ++n) {
     const uint8_t* w_row = w.data + n * w.row_bytes;
-    for (int64_t m = 0; m < num_tokens; ++m) y[m * ldy + n] = dot_row<Decode>(x + m * num_cols, w_row, num_cols);
+    for (int64_t m = 0; m < num_tokens; ++m)
+      y[m * ldy + n] = dot_row<Decode>(x + m * num_cols, w_row, num_cols);
   }
 }
 
