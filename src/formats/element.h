@@ -29,8 +29,9 @@ inline float e2m1_decode(uint8_t code) { return kE2M1Values[code & 0x0F]; }
 // ±0.0 → code 0; a negative value that rounds to zero → code 8; NaN → code 7 (torch.searchsorted
 // sorts NaN last).
 uint8_t e2m1_encode_rne(float x);
-// compressed-tensors (clamp ±6, RNE, sign from signbit): like e2m1_encode_rne except -0.0 → 8.
-// NaN (unspecified in compressed-tensors) → 7 | signbit.
+// compressed-tensors' cast_to_fp4 + pack_fp4_to_uint8 give exactly e2m1_encode_rne (its cast turns
+// -0.0 into +0.0 before the pack reads signbit). This variant takes the sign from signbit, so -0.0
+// → code 8: what pack_fp4_to_uint8 does when handed a -0.0 directly. NaN → 7 | signbit.
 uint8_t e2m1_encode_rne_signbit(float x);
 // ModelOpt MXFP4 `cast_fp4`: code = #bounds strictly below |x| (ties go toward zero), saturating;
 // the sign bit is set for x <= 0, so ±0.0 → code 8. NaN → 8 (unspecified in ModelOpt).

@@ -64,7 +64,8 @@ float mul_scales(float block_scale, float tensor_scale) { return block_scale * t
 
 float nvfp4_ct_tensor_scale(float tensor_amax) {
   const float amax = tensor_amax < FLT_MIN ? FLT_MIN : tensor_amax;
-  const float g = 2688.0f / amax;
+  // `2688.0 / tensor` in torch is reciprocal(tensor) * 2688 (Tensor.__rtruediv__): two roundings.
+  const float g = (1.0f / amax) * 2688.0f;
   return std::isfinite(g) ? g : 1.0f;  // torch.nan_to_num(posinf=1.0)
 }
 uint32_t nvfp4_ct_block_code(float block_amax, float g) {
@@ -130,13 +131,13 @@ const ScaleRule kNvfp4Rules[] = {
 };
 const ScaleRule kNvfp4CtRules[] = {
     {"compressed-tensors",
-     "compressed-tensors: G = 2688/amax, s = G*(blk_amax/6), 0 -> 0.125, x/(s/G), -0 -> code 8",
-     nvfp4_ct_tensor_scale, nvfp4_ct_block_code, div_scales, e2m1_encode_rne_signbit},
+     "compressed-tensors: G = 2688/amax, s = G*(blk_amax/6), 0 -> 0.125, x/(s/G), RNE elements",
+     nvfp4_ct_tensor_scale, nvfp4_ct_block_code, div_scales, e2m1_encode_rne},
 };
 const ScaleRule kMxfp4Rules[] = {
     {"compressed-tensors",
      "floor(log2(A rounded to a power of 2 from mantissa 1.75)) - 2; RNE elements (nibble default)",
-     nullptr, mxfp4_ct_block_code, e8m0_divisor, e2m1_encode_rne_signbit},
+     nullptr, mxfp4_ct_block_code, e8m0_divisor, e2m1_encode_rne},
     {"ocp", "OCP MX / llama.cpp scale floor(log2 A) - 2; RNE saturating elements", nullptr,
      mxfp4_ocp_block_code, e8m0_divisor, e2m1_encode_rne},
     {"modelopt", "ModelOpt: ceil(log2(A/6)); elements ties toward zero, 0 -> code 8", nullptr,
