@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/float16.h"
 #include "formats/block_format.h"
 
 namespace nibble::formats {
@@ -75,6 +76,21 @@ uint32_t nvfp4_ct_block_code(float block_amax, float g) {
 }
 float div_scales(float block_scale, float tensor_scale) { return block_scale / tensor_scale; }
 
+// The same with a BF16 weight, as llm-compressor runs it on a BF16 checkpoint: the observer's
+// min/max stay BF16, so G = bf16(bf16(1/amax) * 2688) and blk_amax/6 is rounded to BF16 before
+// the float32 multiply by G (verified against compressed-tensors 0.20.1 by the bf16 goldens).
+float round_bf16(float x) { return base::bf16_to_float(base::float_to_bf16(x)); }
+float nvfp4_ct_bf16_tensor_scale(float tensor_amax) {
+  const float amax = tensor_amax < FLT_MIN ? FLT_MIN : tensor_amax;
+  const float g = round_bf16(round_bf16(1.0f / amax) * 2688.0f);
+  return std::isfinite(g) ? g : 1.0f;
+}
+uint32_t nvfp4_ct_bf16_block_code(float block_amax, float g) {
+  const float s = g * round_bf16(block_amax / 6.0f);
+  const uint8_t code = e4m3_encode(s, Overflow::kSaturate);
+  return (code & 0x7F) == 0 ? 0x20u : code;
+}
+
 // ---- MXFP4 ----
 
 float e8m0_divisor(float block_scale, float /*tensor_scale*/) { return block_scale; }
@@ -133,6 +149,9 @@ const ScaleRule kNvfp4CtRules[] = {
     {"compressed-tensors",
      "compressed-tensors: G = 2688/amax, s = G*(blk_amax/6), 0 -> 0.125, x/(s/G), RNE elements",
      nvfp4_ct_tensor_scale, nvfp4_ct_block_code, div_scales, e2m1_encode_rne},
+    {"compressed-tensors-bf16",
+     "compressed-tensors on a BF16 weight: G and blk_amax/6 rounded to BF16 (observer dtype)",
+     nvfp4_ct_bf16_tensor_scale, nvfp4_ct_bf16_block_code, div_scales, e2m1_encode_rne},
 };
 const ScaleRule kMxfp4Rules[] = {
     {"compressed-tensors",

@@ -127,7 +127,9 @@ def inputs():
     ragged = torch.randn(8, 40, generator=g)  # 40 is not a multiple of 16 or 32
     fp8 = torch.randn(160, 260, generator=g)  # neither dimension a multiple of 128
     fp8[3, 5] = 50.0
-    named = dict(normal=normal, heavy=heavy, edge=edge, ragged=ragged, fp8=fp8)
+    # Checkpoints are BF16: the producers get a BF16 tensor (stored here as the same values in F32).
+    bf16 = (torch.randn(32, 128, generator=g) * 0.02).to(torch.bfloat16)
+    named = dict(normal=normal, heavy=heavy, edge=edge, ragged=ragged, fp8=fp8, bf16=bf16)
     return [(k, v) for k, v in named.items()]
 
 
@@ -136,13 +138,13 @@ def modelopt_cases(cases, named_inputs):
     from modelopt.torch.quantization.qtensor.mxfp4_tensor import MXFP4QTensor
     from modelopt.torch.quantization.qtensor.fp8_tensor import FP8QTensor
 
-    normal, heavy, edge, ragged, fp8 = named_inputs
+    normal, heavy, edge, ragged, fp8, bf16 = named_inputs
     for name, x in [("mo_nvfp4_normal", normal), ("mo_nvfp4_heavy", heavy), ("mo_nvfp4_edge", edge),
-                    ("mo_nvfp4_ragged", ragged)]:
+                    ("mo_nvfp4_ragged", ragged), ("mo_nvfp4_bf16", bf16)]:
         q, s, s2 = NVFP4QTensor.quantize(x[1].clone(), 16)
         save_case(cases, name, "modelopt NVFP4QTensor.quantize(x, 16)", "nvfp4", "modelopt", x,
                   q._quantized_data, s, s2)
-    for name, x in [("mo_mxfp4_normal", normal), ("mo_mxfp4_heavy", heavy), ("mo_mxfp4_edge", edge)]:
+    for name, x in [("mo_mxfp4_normal", normal), ("mo_mxfp4_heavy", heavy), ("mo_mxfp4_edge", edge), ("mo_mxfp4_bf16", bf16)]:
         q, e = MXFP4QTensor.quantize(x[1].clone(), 32)
         save_case(cases, name, "modelopt MXFP4QTensor.quantize(x, 32)", "mxfp4", "modelopt", x,
                   q._quantized_data, e.reshape(-1))
@@ -164,23 +166,25 @@ def ct_cases(cases, named_inputs):
     from compressed_tensors.quantization.quant_scheme import FP8, FP8_DYNAMIC, MXFP4, NVFP4
     from compressed_tensors.quantization.utils.helpers import calculate_qparams, generate_gparam
 
-    normal, heavy, edge, _, fp8 = named_inputs
+    normal, heavy, edge, _, fp8, bf16 = named_inputs
 
     def group_minmax(x, group):
         v = x.reshape(x.shape[0], -1, group)
         return v.amin(-1), v.amax(-1)
 
     args = NVFP4["weights"]
-    for name, x in [("ct_nvfp4_normal", normal), ("ct_nvfp4_heavy", heavy), ("ct_nvfp4_edge", edge)]:
+    for name, x in [("ct_nvfp4_normal", normal), ("ct_nvfp4_heavy", heavy), ("ct_nvfp4_edge", edge),
+                    ("ct_nvfp4_bf16", bf16)]:
         gs = generate_gparam(x[1].min(), x[1].max())
         mn, mx = group_minmax(x[1], 16)
         scale, zp = calculate_qparams(mn, mx, args, global_scale=gs)
         q = quantize(x[1], scale, None, args, global_scale=gs)
         save_case(cases, name, "compressed-tensors generate_gparam + calculate_qparams + quantize + "
-                  "pack_fp4_to_uint8 (NVFP4 preset)", "nvfp4-ct", "compressed-tensors", x,
+                  "pack_fp4_to_uint8 (NVFP4 preset)", "nvfp4-ct",
+                  "compressed-tensors-bf16" if x[1].dtype == torch.bfloat16 else "compressed-tensors", x,
                   pack_fp4_to_uint8(q), scale.to(torch.float8_e4m3fn), gs)
     args = MXFP4["weights"]
-    for name, x in [("ct_mxfp4_normal", normal), ("ct_mxfp4_heavy", heavy), ("ct_mxfp4_edge", edge)]:
+    for name, x in [("ct_mxfp4_normal", normal), ("ct_mxfp4_heavy", heavy), ("ct_mxfp4_edge", edge), ("ct_mxfp4_bf16", bf16)]:
         mn, mx = group_minmax(x[1], 32)
         scale, zp = calculate_qparams(mn, mx, args)
         q = quantize(x[1], scale, None, args)

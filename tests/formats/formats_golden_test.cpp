@@ -146,5 +146,24 @@ TEST(FormatsGolden, QuantizationMatchesProducers) {
   }
 }
 
+// The BF16 variant of compressed-tensors' rule is needed: the float32 rule on the same BF16 values
+// gives different bytes (compressed-tensors rounds its intermediates to the observer's BF16).
+TEST(FormatsGolden, Bf16VariantOfCompressedTensorsMatters) {
+  const auto j = load_json("quant.json");
+  for (const auto& c : j.at("cases")) {
+    if (c.at("name") != "ct_nvfp4_bf16") continue;
+    const BlockFormat& format = *find_block_format("nvfp4-ct");
+    const int64_t rows = c.at("rows"), cols = c.at("cols");
+    const std::vector<uint8_t> x_bytes = load_bytes(c.at("input").get<std::string>() + ".x.f32");
+    std::vector<float> x(static_cast<size_t>(rows * cols));
+    std::memcpy(x.data(), x_bytes.data(), x_bytes.size());
+    auto q = quantize_tensor(format, x, rows, cols, {.rule = find_scale_rule(format, "compressed-tensors")});
+    ASSERT_TRUE(q.ok());
+    EXPECT_NE(q->scales, load_bytes("ct_nvfp4_bf16.scales.bin"));
+    return;
+  }
+  FAIL() << "case ct_nvfp4_bf16 missing";
+}
+
 }  // namespace
 }  // namespace nibble::formats
