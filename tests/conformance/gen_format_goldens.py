@@ -96,7 +96,7 @@ def element_goldens():
     return out
 
 
-def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=None):
+def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=None, deq=None):
     input_name, x = x
     x = x.contiguous().float()
     rows, cols = x.shape
@@ -109,6 +109,9 @@ def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=No
     entry = {"name": name, "input": input_name, "producer": producer, "format": fmt, "rule": rule, "rows": rows,
              "cols": cols, "data_bytes": data.numel() * data.element_size(),
              "scale_bytes": scales.numel() * scales.element_size()}
+    if deq is not None:  # the producer's own dequantization of its output, float32 [rows, cols]
+        deq.contiguous().float().numpy().astype("<f4").tofile(os.path.join(OUT, name + ".deq.f32"))
+        entry["dequant"] = name + ".deq.f32"
     if tensor_scale is not None:
         entry["tensor_scale"] = f32_hex([float(tensor_scale.reshape(-1)[0])])[0]
     cases.append(entry)
@@ -142,12 +145,18 @@ def modelopt_cases(cases, named_inputs):
     for name, x in [("mo_nvfp4_normal", normal), ("mo_nvfp4_heavy", heavy), ("mo_nvfp4_edge", edge),
                     ("mo_nvfp4_ragged", ragged), ("mo_nvfp4_bf16", bf16)]:
         q, s, s2 = NVFP4QTensor.quantize(x[1].clone(), 16)
+        deq = None
+        if name == "mo_nvfp4_normal":
+            deq = q.dequantize(dtype=torch.float32, scale=s, double_scale=s2, block_sizes={-1: 16})
         save_case(cases, name, "modelopt NVFP4QTensor.quantize(x, 16)", "nvfp4", "modelopt", x,
-                  q._quantized_data, s, s2)
+                  q._quantized_data, s, s2, deq)
     for name, x in [("mo_mxfp4_normal", normal), ("mo_mxfp4_heavy", heavy), ("mo_mxfp4_edge", edge), ("mo_mxfp4_bf16", bf16)]:
         q, e = MXFP4QTensor.quantize(x[1].clone(), 32)
+        deq = None
+        if name in ("mo_mxfp4_normal", "mo_mxfp4_edge"):
+            deq = q.dequantize(dtype=torch.float32, scale=e, block_sizes={-1: 32})
         save_case(cases, name, "modelopt MXFP4QTensor.quantize(x, 32)", "mxfp4", "modelopt", x,
-                  q._quantized_data, e.reshape(-1))
+                  q._quantized_data, e.reshape(-1), deq=deq)
     q, s = FP8QTensor.quantize(fp8[1].clone())
     save_case(cases, "mo_fp8_tensor", "modelopt FP8QTensor.quantize(x)", "fp8", "modelopt", fp8,
               q._quantized_data, s.float().reshape(-1))
@@ -162,7 +171,7 @@ def modelopt_cases(cases, named_inputs):
 def ct_cases(cases, named_inputs):
     from compressed_tensors.compressors.nvfp4.helpers import pack_fp4_to_uint8
     from compressed_tensors.compressors.mx_utils import compress_mx_scale
-    from compressed_tensors.quantization.lifecycle.forward import quantize
+    from compressed_tensors.quantization.lifecycle.forward import dequantize, quantize
     from compressed_tensors.quantization.quant_scheme import FP8, FP8_DYNAMIC, MXFP4, NVFP4
     from compressed_tensors.quantization.utils.helpers import calculate_qparams, generate_gparam
 
@@ -179,10 +188,12 @@ def ct_cases(cases, named_inputs):
         mn, mx = group_minmax(x[1], 16)
         scale, zp = calculate_qparams(mn, mx, args, global_scale=gs)
         q = quantize(x[1], scale, None, args, global_scale=gs)
+        deq = dequantize(q, scale, None, args, dtype=torch.float32, global_scale=gs) \
+            if name == "ct_nvfp4_normal" else None
         save_case(cases, name, "compressed-tensors generate_gparam + calculate_qparams + quantize + "
                   "pack_fp4_to_uint8 (NVFP4 preset)", "nvfp4-ct",
                   "compressed-tensors-bf16" if x[1].dtype == torch.bfloat16 else "compressed-tensors", x,
-                  pack_fp4_to_uint8(q), scale.to(torch.float8_e4m3fn), gs)
+                  pack_fp4_to_uint8(q), scale.to(torch.float8_e4m3fn), gs, deq)
     args = MXFP4["weights"]
     for name, x in [("ct_mxfp4_normal", normal), ("ct_mxfp4_heavy", heavy), ("ct_mxfp4_edge", edge), ("ct_mxfp4_bf16", bf16)]:
         mn, mx = group_minmax(x[1], 32)

@@ -139,6 +139,23 @@ TEST(FormatsGolden, QuantizationMatchesProducers) {
     }
     EXPECT_EQ(data_diffs, 0);
     EXPECT_EQ(scale_diffs, 0);
+    if (c.contains("dequant")) {  // the producer's own dequantization, bit for bit
+      const std::vector<uint8_t> deq_bytes = load_bytes(c.at("dequant").get<std::string>());
+      ASSERT_EQ(static_cast<int64_t>(deq_bytes.size()), rows * cols * 4);
+      std::vector<float> want(static_cast<size_t>(rows * cols)), got(want.size());
+      std::memcpy(want.data(), deq_bytes.data(), deq_bytes.size());
+      dequantize_tensor(*format, *q, got);
+      // Values must be bit-identical, except that ModelOpt's NVFP4 dequant table holds +0 at code 8
+      // where nibble (and the spec) decode -0.0; docs/formats.md §6.
+      int deq_diffs = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const bool both_zero = got[i] == 0.0f && want[i] == 0.0f && name.rfind("mo_nvfp4", 0) == 0;
+        if (float_bits(got[i]) != float_bits(want[i]) && !both_zero && ++deq_diffs <= 5) {
+          ADD_FAILURE() << "dequant " << i << ": got " << got[i] << ", want " << want[i];
+        }
+      }
+      EXPECT_EQ(deq_diffs, 0);
+    }
     if (c.contains("tensor_scale")) {
       EXPECT_TRUE(same_value(q->tensor_scale, hex_float(c.at("tensor_scale").get<std::string>())))
           << q->tensor_scale << " vs " << hex_float(c.at("tensor_scale").get<std::string>());
