@@ -8,7 +8,9 @@
 namespace nibble::formats {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Writes element code `code` for stored column `col` of a data row.
 void put_code(const BlockFormat& format, uint8_t* row_data, int64_t col, uint8_t code) {
@@ -113,14 +115,14 @@ base::Result<TensorLayout> tensor_layout(const BlockFormat& format, int64_t rows
   return layout;
 }
 
-base::Result<QuantizedTensor> quantize_tensor(const BlockFormat& format, std::span<const float> x,
-                                              int64_t rows, int64_t cols,
-                                              const QuantizeOptions& options) {
+base::Result<QuantizedTensor> prepare_quantized_tensor(const BlockFormat& format, std::span<const float> x,
+                                                       int64_t rows, int64_t cols,
+                                                       const QuantizeOptions& options) {
   NIBBLE_ASSIGN_OR_RETURN(const TensorLayout layout, tensor_layout(format, rows, cols));
   if (static_cast<int64_t>(x.size()) != rows * cols) {
-    return base::invalid_argument("format " + std::string(format.name) + ": got " +
-                                  std::to_string(x.size()) + " values for shape [" +
-                                  std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    return base::invalid_argument("format " + std::string(format.name) + ": got " + std::to_string(x.size()) +
+                                  " values for shape [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                                  "]");
   }
   const ScaleRule& rule = options.rule != nullptr ? *options.rule : format.rules[0];
   float tensor_amax = 0.0f;
@@ -144,17 +146,33 @@ base::Result<QuantizedTensor> quantize_tensor(const BlockFormat& format, std::sp
       q.tensor_scale = rule.tensor_scale(options.tensor_amax >= 0.0f ? options.tensor_amax : tensor_amax);
     }
   }
+  return q;
+}
 
-  for (int64_t sr = 0; sr < layout.scale_rows; ++sr) {
+void quantize_rows(const BlockFormat& format, std::span<const float> x, int64_t row_begin, int64_t row_end,
+                   const QuantizeOptions& options, QuantizedTensor& q) {
+  const TensorLayout& layout = q.layout;
+  const int64_t rows = layout.rows, cols = layout.cols;
+  NIBBLE_CHECK(static_cast<int64_t>(x.size()) == rows * cols, "input size mismatch");
+  NIBBLE_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= rows, "bad row range");
+  NIBBLE_CHECK(row_begin % layout.tile_rows == 0 && (row_end % layout.tile_rows == 0 || row_end == rows),
+               "row range must cover whole scale tiles");
+  const ScaleRule& rule = options.rule != nullptr ? *options.rule : format.rules[0];
+  const int64_t sr_end = ceil_div(row_end, layout.tile_rows);
+  for (int64_t sr = row_begin / layout.tile_rows; sr < sr_end; ++sr) {
     for (int64_t sc = 0; sc < layout.scale_cols; ++sc) {
-      Tile tile{x.data(), cols, sr * layout.tile_rows, std::min(rows, (sr + 1) * layout.tile_rows),
-                sc * layout.tile_cols, std::min(cols, (sc + 1) * layout.tile_cols)};
+      Tile tile{x.data(),
+                cols,
+                sr * layout.tile_rows,
+                std::min(rows, (sr + 1) * layout.tile_rows),
+                sc * layout.tile_cols,
+                std::min(cols, (sc + 1) * layout.tile_cols)};
       uint32_t code = rule.block_code(tile_amax(tile), q.tensor_scale);
       if (options.search == ScaleSearch::kMse) {
         code = search_block_code(format, rule, tile, code, q.tensor_scale, options);
       }
-      format.scale->store(code, &q.scales[static_cast<size_t>((sr * layout.scale_cols + sc) *
-                                                              format.scale->bytes)]);
+      format.scale->store(
+          code, &q.scales[static_cast<size_t>((sr * layout.scale_cols + sc) * format.scale->bytes)]);
       const float divisor = rule.divisor(format.scale->value(code), q.tensor_scale);
       // Stored columns of this tile, padding included (padding is 0 / divisor).
       const int64_t stored_end = std::min(layout.data_cols, (sc + 1) * layout.tile_cols);
@@ -167,6 +185,12 @@ base::Result<QuantizedTensor> quantize_tensor(const BlockFormat& format, std::sp
       }
     }
   }
+}
+
+base::Result<QuantizedTensor> quantize_tensor(const BlockFormat& format, std::span<const float> x,
+                                              int64_t rows, int64_t cols, const QuantizeOptions& options) {
+  NIBBLE_ASSIGN_OR_RETURN(QuantizedTensor q, prepare_quantized_tensor(format, x, rows, cols, options));
+  quantize_rows(format, x, 0, rows, options, q);
   return q;
 }
 
@@ -232,8 +256,8 @@ void convert_nibble_order(std::span<const uint8_t> in, std::span<uint8_t> out, i
   }
 }
 
-base::Result<float> search_tensor_scale(const BlockFormat& format, std::span<const float> x,
-                                        int64_t rows, int64_t cols, std::span<const float> factors,
+base::Result<float> search_tensor_scale(const BlockFormat& format, std::span<const float> x, int64_t rows,
+                                        int64_t cols, std::span<const float> factors,
                                         const QuantizeOptions& options) {
   if (!format.has_tensor_scale) return 1.0f;
   QuantizeOptions base_options = options;

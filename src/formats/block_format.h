@@ -32,8 +32,8 @@ struct ScaleCodec {
   float (*value)(uint32_t code);
   uint32_t (*load)(const uint8_t* src);        // reads one stored scale (little-endian)
   void (*store)(uint32_t code, uint8_t* dst);  // writes one stored scale
-  int mse_codes_below;  // default MSE search window below the max-rule code
-  int mse_codes_above;  // ... and above it
+  int mse_codes_below;                         // default MSE search window below the max-rule code
+  int mse_codes_above;                         // ... and above it
 };
 
 extern const ScaleCodec kScaleE4M3;
@@ -88,13 +88,13 @@ int block_bytes(const BlockFormat& format);
 // Shapes of the stored tensors for a [rows, cols] tensor.
 struct TensorLayout {
   int64_t rows = 0;
-  int64_t cols = 0;         // logical columns
-  int64_t data_cols = 0;    // stored elements per row (cols, or padded to the block)
-  int64_t row_bytes = 0;    // stored bytes per data row
-  int64_t scale_rows = 0;   // block-scale tensor shape [scale_rows, scale_cols]
+  int64_t cols = 0;        // logical columns
+  int64_t data_cols = 0;   // stored elements per row (cols, or padded to the block)
+  int64_t row_bytes = 0;   // stored bytes per data row
+  int64_t scale_rows = 0;  // block-scale tensor shape [scale_rows, scale_cols]
   int64_t scale_cols = 0;
-  int64_t tile_rows = 0;    // block size with whole-dim resolved: rows per scale
-  int64_t tile_cols = 0;    // columns per scale
+  int64_t tile_rows = 0;  // block size with whole-dim resolved: rows per scale
+  int64_t tile_cols = 0;  // columns per scale
   int64_t data_bytes() const { return rows * row_bytes; }
   int64_t num_scales() const { return scale_rows * scale_cols; }
 };
@@ -133,6 +133,16 @@ base::Result<QuantizedTensor> quantize_tensor(const BlockFormat& format, std::sp
                                               int64_t rows, int64_t cols,
                                               const QuantizeOptions& options = {});
 
+// The two halves of quantize_tensor, for callers that split a tensor across threads:
+// prepare_quantized_tensor validates x, sizes the buffers and sets the tensor scale;
+// quantize_rows fills rows [row_begin, row_end), which must cover whole scale tiles (multiples of
+// layout.tile_rows, or end at rows). Disjoint row ranges write disjoint bytes.
+base::Result<QuantizedTensor> prepare_quantized_tensor(const BlockFormat& format, std::span<const float> x,
+                                                       int64_t rows, int64_t cols,
+                                                       const QuantizeOptions& options = {});
+void quantize_rows(const BlockFormat& format, std::span<const float> x, int64_t row_begin, int64_t row_end,
+                   const QuantizeOptions& options, QuantizedTensor& q);
+
 // Dequantizes one stored row: row_data is that row's stored bytes, row_scales the scale row that
 // covers it (scales + (row / tile_rows) * scale_cols * scale->bytes). Writes layout.cols values.
 void dequantize_row(const BlockFormat& format, const TensorLayout& layout, const uint8_t* row_data,
@@ -153,8 +163,8 @@ void convert_nibble_order(std::span<const uint8_t> in, std::span<uint8_t> out, i
 // Tries tensor scales base * factor for each factor and returns the stored tensor scale whose
 // quantization (with options' block search) has the smallest squared error; the base scale
 // (the rule's own) is always a candidate. Formats without a tensor scale return 1.
-base::Result<float> search_tensor_scale(const BlockFormat& format, std::span<const float> x,
-                                        int64_t rows, int64_t cols, std::span<const float> factors,
+base::Result<float> search_tensor_scale(const BlockFormat& format, std::span<const float> x, int64_t rows,
+                                        int64_t cols, std::span<const float> factors,
                                         const QuantizeOptions& options = {});
 
 }  // namespace nibble::formats

@@ -21,7 +21,8 @@ const BlockFormat& format(std::string_view name) {
   return *f;
 }
 
-const std::vector<float> kRow0 = {6, 3, -1.5f, 0.5f, 0, -0.0f, 4, -6, 1, 2, -3, 0.2f, 0.3f, 5.5f, -4.4f, 1.3f};
+const std::vector<float> kRow0 = {6, 3, -1.5f, 0.5f, 0,    -0.0f, 4,     -6,
+                                  1, 2, -3,    0.2f, 0.3f, 5.5f,  -4.4f, 1.3f};
 const std::vector<uint8_t> kRow0Packed = {0x57, 0x1B, 0x00, 0xF6, 0x42, 0x0D, 0x71, 0x3E};
 
 TEST(FormatTable, RowsAreConsistent) {
@@ -180,6 +181,29 @@ TEST(Fp8, ScaleGranularities) {
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(back[i], x[i], std::fabs(x[i]) / 16 + 1e-2) << i;
 }
 
+TEST(Quantize, RowRangesComposeToTheWholeTensor) {
+  const std::vector<float> x = [] {
+    std::vector<float> v(300 * 70);
+    std::mt19937 rng(9);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (float& f : v) f = dist(rng);
+    return v;
+  }();
+  for (const BlockFormat& f : block_formats()) {
+    const QuantizeOptions options{.search = ScaleSearch::kMse};
+    auto whole = quantize_tensor(f, x, 300, 70, options);
+    auto parts = prepare_quantized_tensor(f, x, 300, 70, options);
+    ASSERT_TRUE(whole.ok() && parts.ok()) << f.name;
+    const int64_t step = parts->layout.tile_rows;
+    // Two ranges split at a tile boundary, filled in reverse order.
+    const int64_t split = std::min<int64_t>(300, step * ((parts->layout.scale_rows + 1) / 2));
+    quantize_rows(f, x, split, 300, options, *parts);
+    quantize_rows(f, x, 0, split, options, *parts);
+    EXPECT_EQ(parts->data, whole->data) << f.name;
+    EXPECT_EQ(parts->scales, whole->scales) << f.name;
+  }
+}
+
 TEST(Quantize, RejectsBadInput) {
   std::vector<float> x(32, 1.0f);
   x[16 + 2] = NAN;
@@ -193,7 +217,8 @@ TEST(Quantize, RejectsBadInput) {
 }
 
 // Per-block squared errors of a quantized row-block tensor.
-std::vector<double> block_errors(const BlockFormat& f, const QuantizedTensor& q, const std::vector<float>& x) {
+std::vector<double> block_errors(const BlockFormat& f, const QuantizedTensor& q,
+                                 const std::vector<float>& x) {
   std::vector<float> back(x.size());
   dequantize_tensor(f, q, back);
   std::vector<double> errors(static_cast<size_t>(q.layout.num_scales()), 0.0);
@@ -201,7 +226,8 @@ std::vector<double> block_errors(const BlockFormat& f, const QuantizedTensor& q,
     for (int64_t c = 0; c < q.layout.cols; ++c) {
       const size_t i = static_cast<size_t>(r * q.layout.cols + c);
       const double d = static_cast<double>(x[i]) - back[i];
-      errors[static_cast<size_t>((r / q.layout.tile_rows) * q.layout.scale_cols + c / q.layout.tile_cols)] += d * d;
+      errors[static_cast<size_t>((r / q.layout.tile_rows) * q.layout.scale_cols + c / q.layout.tile_cols)] +=
+          d * d;
     }
   }
   return errors;
@@ -212,7 +238,8 @@ std::vector<float> test_data(bool heavy_tailed, int n, unsigned seed) {
   std::normal_distribution<float> normal(0.0f, 0.02f);
   std::chi_squared_distribution<float> chi2(3.0f);
   std::vector<float> x(static_cast<size_t>(n));
-  for (float& v : x) v = heavy_tailed ? normal(rng) / std::sqrt(chi2(rng) / 3.0f) : normal(rng);  // Student t(3)
+  for (float& v : x)
+    v = heavy_tailed ? normal(rng) / std::sqrt(chi2(rng) / 3.0f) : normal(rng);  // Student t(3)
   return x;
 }
 
@@ -248,7 +275,8 @@ TEST(MseSearch, TensorScaleSearchKeepsBaseAsCandidate) {
   auto best = search_tensor_scale(format("nvfp4"), x, 32, 64, factors, {.search = ScaleSearch::kMse});
   ASSERT_TRUE(best.ok());
   auto base = quantize_tensor(format("nvfp4"), x, 32, 64, {.search = ScaleSearch::kMse});
-  auto chosen = quantize_tensor(format("nvfp4"), x, 32, 64, {.search = ScaleSearch::kMse, .tensor_scale = *best});
+  auto chosen =
+      quantize_tensor(format("nvfp4"), x, 32, 64, {.search = ScaleSearch::kMse, .tensor_scale = *best});
   ASSERT_TRUE(base.ok() && chosen.ok());
   EXPECT_LE(squared_error(format("nvfp4"), *chosen, x), squared_error(format("nvfp4"), *base, x));
   auto none = search_tensor_scale(format("mxfp4"), x, 32, 64, factors);
@@ -268,7 +296,8 @@ TEST(Mxfp4, DefaultRuleHasLowestMaxScalingError) {
       auto q = quantize_tensor(f, x, 256, 256, {.rule = find_scale_rule(f, names[i])});
       ASSERT_TRUE(q.ok());
       errors[i] = squared_error(f, *q, x);
-      RecordProperty(std::string("mxfp4/") + names[i] + (heavy ? "/t3" : "/normal"), std::to_string(errors[i]));
+      RecordProperty(std::string("mxfp4/") + names[i] + (heavy ? "/t3" : "/normal"),
+                     std::to_string(errors[i]));
     }
     EXPECT_LT(errors[0], errors[1]) << "heavy=" << heavy;
     EXPECT_LT(errors[0], errors[2]) << "heavy=" << heavy;

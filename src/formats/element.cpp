@@ -186,8 +186,12 @@ uint8_t ue4m3_encode(float x) {
 // ---- codec rows ----
 
 namespace {
-uint8_t e4m3_encode_saturating(float x) { return e4m3_encode(x, Overflow::kSaturate); }
-uint8_t e5m2_encode_ieee(float x) { return e5m2_encode(x, Overflow::kNonFinite); }
+uint8_t e4m3_encode_saturating(float x) {
+  return e4m3_encode(x, Overflow::kSaturate);
+}
+uint8_t e5m2_encode_ieee(float x) {
+  return e5m2_encode(x, Overflow::kNonFinite);
+}
 }  // namespace
 
 const ElementCodec kE2M1Codec{"e2m1", 4, kE2M1Max, e2m1_decode, e2m1_encode_rne};

@@ -23,7 +23,9 @@ inline constexpr float kE2M1Max = 6.0f;
 // The 16 code values; code 8 is -0.0.
 inline constexpr float kE2M1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                           -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
-inline float e2m1_decode(uint8_t code) { return kE2M1Values[code & 0x0F]; }
+inline float e2m1_decode(uint8_t code) {
+  return kE2M1Values[code & 0x0F];
+}
 
 // ModelOpt NVFP4 `_cast_fp4`: sign = (x < 0), RNE on the code, saturating at 6.
 // ±0.0 → code 0; a negative value that rounds to zero → code 8; NaN → code 7 (torch.searchsorted

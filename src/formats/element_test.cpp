@@ -32,8 +32,7 @@ bool same_float(float a, float b) {
 TEST(E2M1, AllCodesDecodeToSpec) {
   const float expected_magnitudes[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
   for (uint32_t c = 0; c < 16; ++c) {
-    EXPECT_TRUE(same_float(e2m1_decode(static_cast<uint8_t>(c)),
-                           static_cast<float>(spec_value(c, 2, 1, 1))))
+    EXPECT_TRUE(same_float(e2m1_decode(static_cast<uint8_t>(c)), static_cast<float>(spec_value(c, 2, 1, 1))))
         << c;
     EXPECT_EQ(std::fabs(e2m1_decode(static_cast<uint8_t>(c))), expected_magnitudes[c & 7]) << c;
   }
@@ -128,7 +127,7 @@ TEST(E4M3, OverflowAndSpecials) {
   EXPECT_EQ(e4m3_encode(NAN), 0x7F);
   EXPECT_EQ(e4m3_encode(-NAN), 0xFF);
   EXPECT_EQ(e4m3_encode(-0.0f), 0x80);
-  EXPECT_EQ(e4m3_encode(0x1p-10f), 0x00);   // tie between 0 and 2^-9 → even (0)
+  EXPECT_EQ(e4m3_encode(0x1p-10f), 0x00);  // tie between 0 and 2^-9 → even (0)
   EXPECT_EQ(e4m3_encode(0x1.8p-10f), 0x01);
 }
 
@@ -175,14 +174,14 @@ TEST(E8M0, AllCodesDecodeToSpec) {
 
 TEST(E8M0, EncodeFollowsTorch) {
   for (uint32_t c = 0; c < 255; ++c) EXPECT_EQ(e8m0_encode(e8m0_decode(static_cast<uint8_t>(c))), c);
-  EXPECT_EQ(e8m0_encode(1.5f), 128);     // a normal float's midpoint rounds up
+  EXPECT_EQ(e8m0_encode(1.5f), 128);  // a normal float's midpoint rounds up
   EXPECT_EQ(e8m0_encode(1.49f), 127);
   EXPECT_EQ(e8m0_encode(3.0f), 129);
-  EXPECT_EQ(e8m0_encode(-1.0f), 127);    // sign ignored
+  EXPECT_EQ(e8m0_encode(-1.0f), 127);  // sign ignored
   EXPECT_EQ(e8m0_encode(0.0f), 0);
   EXPECT_EQ(e8m0_encode(0x1p-128f), 0);  // subnormal tie rounds down (implied bit 0)
   EXPECT_EQ(e8m0_encode(0x1.8p-127f), 1);
-  EXPECT_EQ(e8m0_encode(3e38f), 0xFF);   // rounds past 2^127
+  EXPECT_EQ(e8m0_encode(3e38f), 0xFF);  // rounds past 2^127
   EXPECT_EQ(e8m0_encode(INFINITY), 0xFF);
   EXPECT_EQ(e8m0_encode(NAN), 0xFF);
   EXPECT_EQ(e8m0_from_exponent(-200), 0x00);

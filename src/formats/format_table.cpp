@@ -14,8 +14,12 @@ namespace {
 
 // ---- scale codecs ----
 
-float e4m3_code_value(uint32_t code) { return e4m3_decode(static_cast<uint8_t>(code)); }
-float e8m0_code_value(uint32_t code) { return e8m0_decode(static_cast<uint8_t>(code)); }
+float e4m3_code_value(uint32_t code) {
+  return e4m3_decode(static_cast<uint8_t>(code));
+}
+float e8m0_code_value(uint32_t code) {
+  return e8m0_decode(static_cast<uint8_t>(code));
+}
 float f32_code_value(uint32_t code) {
   float f;
   std::memcpy(&f, &code, sizeof(f));
@@ -26,8 +30,12 @@ uint32_t f32_code(float f) {
   std::memcpy(&u, &f, sizeof(u));
   return u;
 }
-uint32_t load_u8(const uint8_t* src) { return *src; }
-void store_u8(uint32_t code, uint8_t* dst) { *dst = static_cast<uint8_t>(code); }
+uint32_t load_u8(const uint8_t* src) {
+  return *src;
+}
+void store_u8(uint32_t code, uint8_t* dst) {
+  *dst = static_cast<uint8_t>(code);
+}
 uint32_t load_u32le(const uint8_t* src) {
   return static_cast<uint32_t>(src[0]) | (static_cast<uint32_t>(src[1]) << 8) |
          (static_cast<uint32_t>(src[2]) << 16) | (static_cast<uint32_t>(src[3]) << 24);
@@ -59,7 +67,9 @@ uint32_t nvfp4_mo_block_code(float block_amax, float s2) {
   if (s > 448.0f) s = 448.0f;
   return e4m3_encode(s, Overflow::kSaturate);
 }
-float mul_scales(float block_scale, float tensor_scale) { return block_scale * tensor_scale; }
+float mul_scales(float block_scale, float tensor_scale) {
+  return block_scale * tensor_scale;
+}
 
 // ---- NVFP4, compressed-tensors (generate_gparam, calculate_qparams, _quantize) ----
 
@@ -72,14 +82,18 @@ float nvfp4_ct_tensor_scale(float tensor_amax) {
 uint32_t nvfp4_ct_block_code(float block_amax, float g) {
   const float s = g * (block_amax / 6.0f);
   const uint8_t code = e4m3_encode(s, Overflow::kSaturate);  // clamp(±448) then cast
-  return (code & 0x7F) == 0 ? 0x20u : code;  // exact zero → eps 0.125 (E4M3 code 0x20)
+  return (code & 0x7F) == 0 ? 0x20u : code;                  // exact zero → eps 0.125 (E4M3 code 0x20)
 }
-float div_scales(float block_scale, float tensor_scale) { return block_scale / tensor_scale; }
+float div_scales(float block_scale, float tensor_scale) {
+  return block_scale / tensor_scale;
+}
 
 // The same with a BF16 weight, as llm-compressor runs it on a BF16 checkpoint: the observer's
 // min/max stay BF16, so G = bf16(bf16(1/amax) * 2688) and blk_amax/6 is rounded to BF16 before
 // the float32 multiply by G (verified against compressed-tensors 0.20.1 by the bf16 goldens).
-float round_bf16(float x) { return base::bf16_to_float(base::float_to_bf16(x)); }
+float round_bf16(float x) {
+  return base::bf16_to_float(base::float_to_bf16(x));
+}
 float nvfp4_ct_bf16_tensor_scale(float tensor_amax) {
   const float amax = tensor_amax < FLT_MIN ? FLT_MIN : tensor_amax;
   const float g = round_bf16(round_bf16(1.0f / amax) * 2688.0f);
@@ -93,7 +107,9 @@ uint32_t nvfp4_ct_bf16_block_code(float block_amax, float g) {
 
 // ---- MXFP4 ----
 
-float e8m0_divisor(float block_scale, float /*tensor_scale*/) { return block_scale; }
+float e8m0_divisor(float block_scale, float /*tensor_scale*/) {
+  return block_scale;
+}
 
 // OCP MX v1.0 / llama.cpp quantize_row_mxfp4_ref: X = 2^(floor(log2 A) - emax), emax(E2M1) = 2.
 uint32_t mxfp4_ocp_block_code(float block_amax, float /*tensor_scale*/) {
@@ -125,7 +141,9 @@ uint32_t mxfp4_ct_block_code(float block_amax, float /*tensor_scale*/) {
 
 // ---- FP8 ----
 
-float fp8_no_tensor_scale(float /*tensor_amax*/) { return 1.0f; }
+float fp8_no_tensor_scale(float /*tensor_amax*/) {
+  return 1.0f;
+}
 // ModelOpt FP8QTensor.quantize / DeepSeek: scale = amax / 448, stored as F32; an all-zero block
 // gets 1.0 (ModelOpt would divide 0 by 0).
 uint32_t fp8_amax_block_code(float block_amax, float /*tensor_scale*/) {
@@ -137,9 +155,15 @@ uint32_t fp8_ct_block_code(float block_amax, float /*tensor_scale*/) {
   const float s = block_amax / 448.0f;
   return f32_code(s > 0.0f ? s : FLT_EPSILON);
 }
-float fp8_divisor(float block_scale, float /*tensor_scale*/) { return block_scale; }
-float fp8_multiplier(float block_scale, float /*tensor_scale*/) { return block_scale; }
-uint8_t e4m3_saturating(float x) { return e4m3_encode(x, Overflow::kSaturate); }
+float fp8_divisor(float block_scale, float /*tensor_scale*/) {
+  return block_scale;
+}
+float fp8_multiplier(float block_scale, float /*tensor_scale*/) {
+  return block_scale;
+}
+uint8_t e4m3_saturating(float x) {
+  return e4m3_encode(x, Overflow::kSaturate);
+}
 
 const ScaleRule kNvfp4Rules[] = {
     {"modelopt", "ModelOpt: S2 = amax/2688, s = blk_amax/(6*S2), 0 -> 1.0, clamp [2^-9, 448], RNE",
@@ -155,33 +179,33 @@ const ScaleRule kNvfp4CtRules[] = {
 };
 const ScaleRule kMxfp4Rules[] = {
     {"compressed-tensors",
-     "floor(log2(A rounded to a power of 2 from mantissa 1.75)) - 2; RNE elements (nibble default)",
-     nullptr, mxfp4_ct_block_code, e8m0_divisor, e2m1_encode_rne},
+     "floor(log2(A rounded to a power of 2 from mantissa 1.75)) - 2; RNE elements (nibble default)", nullptr,
+     mxfp4_ct_block_code, e8m0_divisor, e2m1_encode_rne},
     {"ocp", "OCP MX / llama.cpp scale floor(log2 A) - 2; RNE saturating elements", nullptr,
      mxfp4_ocp_block_code, e8m0_divisor, e2m1_encode_rne},
     {"modelopt", "ModelOpt: ceil(log2(A/6)); elements ties toward zero, 0 -> code 8", nullptr,
      mxfp4_mo_block_code, e8m0_divisor, e2m1_encode_ties_to_zero},
 };
 const ScaleRule kFp8Rules[] = {
-    {"modelopt", "ModelOpt / DeepSeek: scale = amax/448 (F32), 0 -> 1.0, saturating RNE",
-     fp8_no_tensor_scale, fp8_amax_block_code, fp8_divisor, e4m3_saturating},
+    {"modelopt", "ModelOpt / DeepSeek: scale = amax/448 (F32), 0 -> 1.0, saturating RNE", fp8_no_tensor_scale,
+     fp8_amax_block_code, fp8_divisor, e4m3_saturating},
     {"compressed-tensors", "compressed-tensors: scale = amax/448, 0 -> float32 eps", fp8_no_tensor_scale,
      fp8_ct_block_code, fp8_divisor, e4m3_saturating},
 };
 
 const BlockFormat kFormats[] = {
-    {"nvfp4", "NVFP4, ModelOpt layout: E2M1 x16 + E4M3 block scale + F32 S2 (multiplier)", 1, 16,
-     &kE2M1Codec, &kScaleE4M3, true, true, mul_scales, kNvfp4Rules},
-    {"nvfp4-ct", "NVFP4, compressed-tensors layout: as nvfp4 but the F32 global scale is inverted", 1,
-     16, &kE2M1Codec, &kScaleE4M3, true, true, div_scales, kNvfp4CtRules},
-    {"mxfp4", "MXFP4 (OCP MX, gpt-oss layout): E2M1 x32 + E8M0 block scale", 1, 32, &kE2M1Codec,
-     &kScaleE8M0, false, true, e8m0_divisor, kMxfp4Rules},
-    {"fp8", "FP8 E4M3 with one F32 per-tensor scale (dequant multiplier)", kWholeDim, kWholeDim,
-     &kE4M3Codec, &kScaleF32, false, false, fp8_multiplier, kFp8Rules},
-    {"fp8-channel", "FP8 E4M3 with one F32 scale per output row", 1, kWholeDim, &kE4M3Codec,
+    {"nvfp4", "NVFP4, ModelOpt layout: E2M1 x16 + E4M3 block scale + F32 S2 (multiplier)", 1, 16, &kE2M1Codec,
+     &kScaleE4M3, true, true, mul_scales, kNvfp4Rules},
+    {"nvfp4-ct", "NVFP4, compressed-tensors layout: as nvfp4 but the F32 global scale is inverted", 1, 16,
+     &kE2M1Codec, &kScaleE4M3, true, true, div_scales, kNvfp4CtRules},
+    {"mxfp4", "MXFP4 (OCP MX, gpt-oss layout): E2M1 x32 + E8M0 block scale", 1, 32, &kE2M1Codec, &kScaleE8M0,
+     false, true, e8m0_divisor, kMxfp4Rules},
+    {"fp8", "FP8 E4M3 with one F32 per-tensor scale (dequant multiplier)", kWholeDim, kWholeDim, &kE4M3Codec,
      &kScaleF32, false, false, fp8_multiplier, kFp8Rules},
-    {"fp8-block", "FP8 E4M3 with F32 128x128 block scales (DeepSeek weight_scale_inv)", 128, 128,
-     &kE4M3Codec, &kScaleF32, false, false, fp8_multiplier, kFp8Rules},
+    {"fp8-channel", "FP8 E4M3 with one F32 scale per output row", 1, kWholeDim, &kE4M3Codec, &kScaleF32,
+     false, false, fp8_multiplier, kFp8Rules},
+    {"fp8-block", "FP8 E4M3 with F32 128x128 block scales (DeepSeek weight_scale_inv)", 128, 128, &kE4M3Codec,
+     &kScaleF32, false, false, fp8_multiplier, kFp8Rules},
 };
 
 }  // namespace
@@ -190,10 +214,11 @@ const BlockFormat kFormats[] = {
 // 2 above the max-rule code. E8M0: one code (a factor 2) each way. F32: no search window.
 const ScaleCodec kScaleE4M3{"e4m3", 1, 0x01, 0x7E, e4m3_code_value, load_u8, store_u8, 8, 2};
 const ScaleCodec kScaleE8M0{"e8m0", 1, 0x00, 0xFE, e8m0_code_value, load_u8, store_u8, 1, 1};
-const ScaleCodec kScaleF32{"f32", 4, 0x00000001, 0x7F7FFFFF, f32_code_value, load_u32le, store_u32le,
-                           0, 0};
+const ScaleCodec kScaleF32{"f32", 4, 0x00000001, 0x7F7FFFFF, f32_code_value, load_u32le, store_u32le, 0, 0};
 
-std::span<const BlockFormat> block_formats() { return kFormats; }
+std::span<const BlockFormat> block_formats() {
+  return kFormats;
+}
 
 const BlockFormat* find_block_format(std::string_view name) {
   for (const BlockFormat& format : kFormats) {

@@ -31,7 +31,9 @@ std::vector<uint8_t> load_bytes(const std::string& name) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-uint32_t parse_hex32(const std::string& s) { return static_cast<uint32_t>(std::stoul(s, nullptr, 16)); }
+uint32_t parse_hex32(const std::string& s) {
+  return static_cast<uint32_t>(std::stoul(s, nullptr, 16));
+}
 float hex_float(const std::string& s) {
   const uint32_t u = parse_hex32(s);
   float f;
