@@ -1,5 +1,6 @@
 #include "formats/element.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -101,6 +102,19 @@ uint8_t e2m1_encode_ties_to_zero(float x) {
   return static_cast<uint8_t>(sign | code);
 }
 
+uint8_t e2m1_encode_nearest_lowest_code(float x) {
+  uint8_t best = 0;
+  float best_error = std::fabs(kE2M1Values[0] - x);
+  for (uint8_t code = 1; code < 16; ++code) {
+    const float error = std::fabs(kE2M1Values[code] - x);
+    if (error < best_error) {
+      best_error = error;
+      best = code;
+    }
+  }
+  return best;
+}
+
 // ---- E4M3FN ----
 
 float e4m3_decode(uint8_t code) {
@@ -173,14 +187,26 @@ uint8_t e8m0_from_exponent(int exponent) {
 // ---- UE4M3 ----
 
 float ue4m3_decode(uint8_t code) {
-  const uint32_t magnitude = code & 0x7Fu;
-  if (magnitude == 0x7Fu) return 0.0f;
-  return minifloat_value(kE4M3Spec, magnitude);
+  if (code == 0x7F) return 0.0f;
+  return minifloat_value(kE4M3Spec, code & 0x7Fu);
 }
 
 uint8_t ue4m3_encode(float x) {
-  if (std::isnan(x) || !(x > 0.0f)) return 0x00;
-  return e4m3_encode(x, Overflow::kSaturate);
+  if (!(x > 0.0f)) return 0x00;
+  if (x > 448.0f) x = 448.0f;
+  const uint32_t u = bits_of(x);
+  int exp = static_cast<int>((u >> 23) & 0xFFu) - 127 + 7;
+  if (exp <= 0) {  // below 2^-6: multiples of 2^-9, rounded half up
+    const int man = static_cast<int>(x * 512.0f + 0.5f);
+    return static_cast<uint8_t>(man < 1 ? 0 : std::min(man, 7));
+  }
+  if (exp >= 15) return 0x7E;
+  int man = static_cast<int>((u >> 20) & 0x7u) + static_cast<int>((u >> 19) & 0x1u);
+  if (man > 7) {
+    man = 0;
+    if (++exp >= 15) return 0x7E;
+  }
+  return static_cast<uint8_t>((exp << 3) | man);
 }
 
 // ---- codec rows ----

@@ -39,6 +39,11 @@ uint8_t e2m1_encode_rne_signbit(float x);
 // the sign bit is set for x <= 0, so ±0.0 → code 8. NaN → 8 (unspecified in ModelOpt).
 uint8_t e2m1_encode_ties_to_zero(float x);
 
+// llama.cpp MXFP4 (quantize_row_mxfp4_ref / best_index_mxfp4): the nearest of the 16 code values by
+// float32 |value - x|, the lowest code winning ties; so ties go toward zero and a negative value
+// rounding to zero gets code 0. NaN → 0.
+uint8_t e2m1_encode_nearest_lowest_code(float x);
+
 // ---- FP8 E4M3FN: bias 7, no Inf, NaN = 0x7F/0xFF, max 448 (0x7E), min subnormal 2^-9 ----
 inline constexpr float kE4M3Max = 448.0f;
 float e4m3_decode(uint8_t code);
@@ -61,11 +66,13 @@ uint8_t e8m0_encode(float x);
 // Code for 2^exponent, clamped into [2^-127, 2^127] (0x00..0xFE).
 uint8_t e8m0_from_exponent(int exponent);
 
-// ---- UE4M3: llama.cpp's reading of the NVFP4 block-scale byte ----
-// bits6..3 exponent (bias 7), bits2..0 mantissa; bit7 is ignored; 0x7F (E4M3 NaN) reads as 0.0.
-// This returns the full value; llama.cpp's own decoder returns half of it (its E2M1 LUT is doubled).
+// ---- UE4M3: llama.cpp's NVFP4 block-scale byte (ggml_ue4m3_to_fp32 / ggml_fp32_to_ue4m3) ----
+// bits6..3 exponent (bias 7), bits2..0 mantissa, bit 7 not read; 0x00 and 0x7F decode to 0.0 (0xFF
+// is not special-cased and reads as 480). This returns the full value; llama.cpp's decoder returns
+// half of it (its E2M1 table is doubled).
 float ue4m3_decode(uint8_t code);
-// NaN, ±0 and negatives → 0x00; otherwise RNE E4M3 saturating at 448 (codes 0x00..0x7E).
+// llama.cpp's encoder: NaN and x <= 0 → 0x00; x clamped to 448; round half up on the first dropped
+// mantissa bit (not RNE); any x >= 256 → 0x7E (448); subnormals as (int)(x*512 + 0.5), at most 7.
 uint8_t ue4m3_encode(float x);
 
 // One row per element codec: what generic code needs to decode and encode it.

@@ -192,18 +192,32 @@ TEST(E8M0, EncodeFollowsTorch) {
 TEST(UE4M3, LlamaCppReading) {
   for (uint32_t c = 0; c < 256; ++c) {
     const float v = ue4m3_decode(static_cast<uint8_t>(c));
-    if ((c & 0x7F) == 0x7F) {
+    if (c == 0x7F) {
       EXPECT_EQ(v, 0.0f);
     } else {
-      EXPECT_EQ(v, static_cast<float>(spec_value(c & 0x7F, 4, 3, 7))) << c;  // bit 7 ignored
-    }
-    if (c < 0x7F) {
-      EXPECT_EQ(ue4m3_encode(v), c);
+      EXPECT_EQ(v, static_cast<float>(spec_value(c & 0x7F, 4, 3, 7))) << c;  // bit 7 not read
     }
   }
+  EXPECT_EQ(ue4m3_decode(0xFF), 480.0f);  // not special-cased by ggml_ue4m3_to_fp32
+  // Codes below 2^8 round-trip; llama.cpp's encoder sends everything from 256 up to 0x7E.
+  for (uint32_t c = 0; c < 0x78; ++c) EXPECT_EQ(ue4m3_encode(ue4m3_decode(static_cast<uint8_t>(c))), c);
+  EXPECT_EQ(ue4m3_encode(256.0f), 0x7E);
+  EXPECT_EQ(ue4m3_encode(1.0625f), 0x39);   // half up, where RNE would give 0x38
+  EXPECT_EQ(ue4m3_encode(0x1p-10f), 0x01);  // (int)(0.5 + 0.5)
   EXPECT_EQ(ue4m3_encode(-1.0f), 0);
   EXPECT_EQ(ue4m3_encode(NAN), 0);
   EXPECT_EQ(ue4m3_encode(1e9f), 0x7E);
+}
+
+TEST(E2M1, NearestLowestCodeIsTiesTowardZero) {
+  for (uint8_t lo = 0; lo < 7; ++lo) {
+    const float mid = (e2m1_decode(lo) + e2m1_decode(static_cast<uint8_t>(lo + 1))) / 2;
+    EXPECT_EQ(e2m1_encode_nearest_lowest_code(mid), lo) << mid;
+    EXPECT_EQ(e2m1_encode_nearest_lowest_code(-mid), lo == 0 ? 0 : 8 | lo) << mid;
+  }
+  for (uint8_t c = 0; c < 16; ++c) EXPECT_EQ(e2m1_encode_nearest_lowest_code(e2m1_decode(c)), c == 8 ? 0 : c);
+  EXPECT_EQ(e2m1_encode_nearest_lowest_code(-0.1f), 0);
+  EXPECT_EQ(e2m1_encode_nearest_lowest_code(100.0f), 7);
 }
 
 TEST(ElementCodecs, TableIsConsistent) {

@@ -185,6 +185,8 @@ const ScaleRule kMxfp4Rules[] = {
      mxfp4_ocp_block_code, e8m0_divisor, e2m1_encode_rne},
     {"modelopt", "ModelOpt: ceil(log2(A/6)); elements ties toward zero, 0 -> code 8", nullptr,
      mxfp4_mo_block_code, e8m0_divisor, e2m1_encode_ties_to_zero},
+    {"llama.cpp", "llama.cpp quantize_row_mxfp4_ref: floor(log2 A) - 2; nearest value, lowest code on ties",
+     nullptr, mxfp4_ocp_block_code, e8m0_divisor, e2m1_encode_nearest_lowest_code},
 };
 const ScaleRule kFp8Rules[] = {
     {"modelopt", "ModelOpt / DeepSeek: scale = amax/448 (F32), 0 -> 1.0, saturating RNE", fp8_no_tensor_scale,

@@ -14,7 +14,7 @@ Writes tests/golden/formats/:
 Floats are written in JSON as 8-hex-digit float32 bit patterns so NaN payloads and -0.0 survive.
 
 Regenerate (CPU is enough; needs torch >= 2.9 for float8_e8m0fnu):
-  /root/.venvs/nibble/bin/pip install nvidia-modelopt compressed-tensors requests
+  /root/.venvs/nibble/bin/pip install nvidia-modelopt compressed-tensors requests gguf
   /root/.venvs/nibble/bin/python tests/conformance/gen_format_goldens.py
 Versions used for the committed goldens are recorded in quant.json ("versions").
 """
@@ -93,10 +93,20 @@ def element_goldens():
     packed = pack_fp4_to_uint8(ct_vals.reshape(1, -1)).reshape(-1)
     codes = torch.stack([packed & 0x0F, packed >> 4], dim=1).reshape(-1)
     out["e2m1_ct"] = [int(c) if bool(f) else -1 for c, f in zip(codes.tolist(), finite.tolist())]
+    # llama.cpp's UE4M3 via gguf-py (a port of ggml_ue4m3_to_fp32 / ggml_fp32_to_ue4m3). gguf-py's
+    # decoder returns half the value (doubled E2M1 table). Its numpy encoder sends NaN to 0x7E where
+    # the C code (`if (!(x > 0)) return 0`) gives 0, so NaN inputs are left out (-1).
+    from gguf.quants import NVFP4 as GgNvfp4
+
+    out["ue4m3_decode"] = f32_hex(GgNvfp4.ue4m3_to_fp32(np.arange(256, dtype=np.uint8)).astype(np.float32) * 2)
+    with np.errstate(all="ignore"):
+        ue = GgNvfp4.fp32_to_ue4m3(x.copy())
+    out["ue4m3_encode"] = [int(c) if not np.isnan(v) else -1 for c, v in zip(ue.tolist(), x.tolist())]
     return out
 
 
-def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=None, deq=None):
+def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=None, deq=None,
+              nibble_order="pairs"):
     input_name, x = x
     x = x.contiguous().float()
     rows, cols = x.shape
@@ -108,7 +118,7 @@ def save_case(cases, name, producer, fmt, rule, x, data, scales, tensor_scale=No
         scales.contiguous().view(torch.uint8).numpy().tofile(os.path.join(OUT, name + ".scales.bin"))
     entry = {"name": name, "input": input_name, "producer": producer, "format": fmt, "rule": rule, "rows": rows,
              "cols": cols, "data_bytes": data.numel() * data.element_size(),
-             "scale_bytes": scales.numel() * scales.element_size()}
+             "scale_bytes": scales.numel() * scales.element_size(), "nibble_order": nibble_order}
     if deq is not None:  # the producer's own dequantization of its output, float32 [rows, cols]
         deq.contiguous().float().numpy().astype("<f4").tofile(os.path.join(OUT, name + ".deq.f32"))
         entry["dequant"] = name + ".deq.f32"
@@ -216,6 +226,22 @@ def ct_cases(cases, named_inputs):
               scale.float().reshape(-1))
 
 
+def gguf_cases(cases, named_inputs):
+    """llama.cpp's MXFP4 reference quantizer as ported in gguf-py (quantize_row_mxfp4_ref)."""
+    from gguf.constants import GGMLQuantizationType
+    from gguf.quants import quantize as gg_quantize
+
+    normal, heavy, edge = named_inputs[0], named_inputs[1], named_inputs[2]
+    for name, x in [("gg_mxfp4_normal", normal), ("gg_mxfp4_heavy", heavy), ("gg_mxfp4_edge", edge)]:
+        rows, cols = x[1].shape
+        blocks = gg_quantize(x[1].numpy().astype(np.float32), GGMLQuantizationType.MXFP4)
+        blocks = blocks.reshape(rows, cols // 32, 17)
+        scales = torch.from_numpy(np.ascontiguousarray(blocks[:, :, 0]))
+        data = torch.from_numpy(np.ascontiguousarray(blocks[:, :, 1:]).reshape(rows, cols // 2))
+        save_case(cases, name, "gguf-py quants.quantize(x, MXFP4) (llama.cpp block_mxfp4, split into "
+                  "scale bytes and qs)", "mxfp4", "llama.cpp", x, data, scales, nibble_order="halves")
+
+
 def main():
     import importlib.metadata as md
 
@@ -227,7 +253,8 @@ def main():
     named_inputs = inputs()
     modelopt_cases(cases, named_inputs)
     ct_cases(cases, named_inputs)
-    versions = {p: md.version(p) for p in ("torch", "nvidia-modelopt", "compressed-tensors")}
+    gguf_cases(cases, named_inputs)
+    versions = {p: md.version(p) for p in ("torch", "nvidia-modelopt", "compressed-tensors", "gguf")}
     with open(os.path.join(OUT, "quant.json"), "w") as f:
         json.dump({"versions": versions, "cases": cases}, f, indent=1)
     print("wrote %d cases to %s" % (len(cases), OUT), file=sys.stderr)
