@@ -206,6 +206,26 @@ void dequantize_row(const BlockFormat& format, const TensorLayout& layout, const
   }
 }
 
+base::Status check_block_scales(const BlockFormat& format, const TensorLayout& layout,
+                                std::span<const uint8_t> scales) {
+  const int64_t want_bytes = layout.num_scales() * format.scale->bytes;
+  if (static_cast<int64_t>(scales.size()) != want_bytes) {
+    return base::corrupt("block scales: " + std::to_string(scales.size()) + " bytes, expected " +
+                         std::to_string(want_bytes) + " for " + std::to_string(layout.scale_rows) + " x " +
+                         std::to_string(layout.scale_cols) + " " + std::string(format.scale->name) +
+                         " scales");
+  }
+  for (int64_t i = 0; i < layout.num_scales(); ++i) {
+    const float v =
+        format.scale->value(format.scale->load(&scales[static_cast<size_t>(i * format.scale->bytes)]));
+    if (!std::isfinite(v) || v < 0.0f) {
+      return base::corrupt("block scale [" + std::to_string(i / layout.scale_cols) + ", " +
+                           std::to_string(i % layout.scale_cols) + "] is " + std::to_string(v));
+    }
+  }
+  return base::ok_status();
+}
+
 void dequantize_tensor(const BlockFormat& format, const QuantizedTensor& q, std::span<float> out) {
   const TensorLayout& layout = q.layout;
   NIBBLE_CHECK(static_cast<int64_t>(out.size()) == layout.rows * layout.cols, "output size mismatch");

@@ -148,6 +148,12 @@ void quantize_rows(const BlockFormat& format, std::span<const float> x, int64_t 
 void dequantize_row(const BlockFormat& format, const TensorLayout& layout, const uint8_t* row_data,
                     const uint8_t* row_scales, float tensor_scale, float* out);
 
+// Checks stored block scales read from a checkpoint: the byte count matches the layout and every
+// scale decodes to a finite value >= 0 (E4M3 0x7F/0xFF and E8M0 0xFF are NaN). The error names the
+// scale's [row, column] in the scale tensor; callers add the tensor name with with_context().
+base::Status check_block_scales(const BlockFormat& format, const TensorLayout& layout,
+                                std::span<const uint8_t> scales);
+
 // Dequantizes a whole tensor into out [rows, cols].
 void dequantize_tensor(const BlockFormat& format, const QuantizedTensor& q, std::span<float> out);
 

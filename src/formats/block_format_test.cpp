@@ -204,6 +204,25 @@ TEST(Quantize, RowRangesComposeToTheWholeTensor) {
   }
 }
 
+TEST(Quantize, CheckBlockScales) {
+  const BlockFormat& f = format("nvfp4");
+  auto layout = tensor_layout(f, 2, 32);
+  ASSERT_TRUE(layout.ok());
+  std::vector<uint8_t> scales = {0x38, 0x38, 0x38, 0x38};
+  EXPECT_TRUE(check_block_scales(f, *layout, scales).ok());
+  scales[3] = 0x7F;  // E4M3 NaN
+  const base::Status nan_status = check_block_scales(f, *layout, scales);
+  EXPECT_FALSE(nan_status.ok());
+  EXPECT_NE(nan_status.message().find("[1, 1]"), std::string::npos) << nan_status.message();
+  scales[3] = 0xB8;  // -1.0
+  EXPECT_FALSE(check_block_scales(f, *layout, scales).ok());
+  EXPECT_FALSE(check_block_scales(f, *layout, std::span(scales).first(3)).ok());
+  auto mx_layout = tensor_layout(format("mxfp4"), 1, 32);
+  ASSERT_TRUE(mx_layout.ok());
+  const uint8_t e8m0_nan[] = {0xFF};
+  EXPECT_FALSE(check_block_scales(format("mxfp4"), *mx_layout, e8m0_nan).ok());
+}
+
 TEST(Quantize, RejectsBadInput) {
   std::vector<float> x(32, 1.0f);
   x[16 + 2] = NAN;
