@@ -56,7 +56,8 @@ TEST(SafetensorsParse, GapsAreAccepted) {
   // b starts 4 bytes after a ends, and 3 unused bytes follow b.
   const std::string header = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
                              R"("b":{"dtype":"I16","shape":[1],"data_offsets":[6,8]}})";
-  auto file = parse(make_image(header, "AA....BBxyz"));
+  const std::string image = make_image(header, "AA....BBxyz");  // must outlive `file`
+  auto file = parse(image);
   ASSERT_TRUE(file.ok()) << file.status().message();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>((*file)->find("b")->data), 2), "BB");
 }
@@ -66,7 +67,8 @@ TEST(SafetensorsParse, ZeroDimAndZeroSizedTensors) {
   const std::string header = R"({"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},)"
                              R"("e":{"dtype":"F32","shape":[3,0],"data_offsets":[1,1]},)"
                              R"("z":{"dtype":"F4","shape":[0],"data_offsets":[2,2]}})";
-  auto file = parse(make_image(header, "xy"));
+  const std::string image = make_image(header, "xy");
+  auto file = parse(image);
   ASSERT_TRUE(file.ok()) << file.status().message();
   const TensorInfo* s = (*file)->find("s");
   EXPECT_TRUE(s->shape.empty());
@@ -80,7 +82,8 @@ TEST(SafetensorsParse, ZeroDimAndZeroSizedTensors) {
 TEST(SafetensorsParse, TensorsSortedByNameAndExtraKeysIgnored) {
   const std::string header = R"({"zz":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
                              R"("aa":{"dtype":"U8","shape":[1],"data_offsets":[1,2],"note":[1,2]}})";
-  auto file = parse(make_image(header, "12"));
+  const std::string image = make_image(header, "12");
+  auto file = parse(image);
   ASSERT_TRUE(file.ok()) << file.status().message();
   ASSERT_EQ((*file)->tensors().size(), 2u);
   EXPECT_EQ((*file)->tensors()[0].name, "aa");
@@ -92,7 +95,8 @@ TEST(SafetensorsParse, PackedDtypeSizes) {
   const std::string header = R"({"f4":{"dtype":"F4","shape":[2,3],"data_offsets":[0,3]},)"
                              R"("f6":{"dtype":"F6_E2M3","shape":[4],"data_offsets":[3,6]},)"
                              R"("e8":{"dtype":"F8_E8M0","shape":[2],"data_offsets":[6,8]}})";
-  auto file = parse(make_image(header, "01234567"));
+  const std::string image = make_image(header, "01234567");
+  auto file = parse(image);
   ASSERT_TRUE(file.ok()) << file.status().message();
   EXPECT_EQ((*file)->find("f4")->num_elems(), 6);
   EXPECT_EQ((*file)->find("f4")->num_bytes, 3u);
@@ -236,6 +240,22 @@ TEST(SafetensorsOpen, ErrorNamesThePath) {
   testing::write_bytes(dir.file("x.safetensors"), make_image(R"({"w":{"dtype":"F32"}})"));
   auto file = SafetensorsFile::open(dir.file("x.safetensors"));
   expect_error(file.status(), ErrorCode::kCorrupt, {dir.file("x.safetensors"), "tensor \"w\"", "missing \"shape\""});
+}
+
+TEST(SafetensorsOpen, LargeSparseFileNeedsOnlyItsHeader) {
+  // A 1 GiB tensor in a sparse file: open maps it and parses the header without reading the data
+  // (the file takes almost no disk space, and reading it would only see zeros).
+  TempDir dir;
+  const uint64_t num_bytes = uint64_t{1} << 30;
+  const std::string header =
+      R"({"big":{"dtype":"BF16","shape":[16384,32768],"data_offsets":[0,)" + std::to_string(num_bytes) + "]}}";
+  const std::string path = dir.file("big.safetensors");
+  testing::write_bytes(path, make_image(header));
+  std::filesystem::resize_file(path, 8 + header.size() + num_bytes);
+  auto file = SafetensorsFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  EXPECT_EQ((*file)->find("big")->num_bytes, num_bytes);
+  EXPECT_EQ((*file)->find("big")->num_elems(), int64_t{16384} * 32768);
 }
 
 // ---------------------------------------------------------------------------------------------
