@@ -11,7 +11,8 @@ constexpr const char* kSingleName = "model.safetensors";
 constexpr const char* kIndexName = "model.safetensors.index.json";
 
 bool ends_with(const std::string& text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string parent_dir(const std::string& path) {
@@ -27,7 +28,8 @@ bool is_safe_relative_path(const std::string& name) {
   size_t start = 0;
   while (start <= name.size()) {
     const size_t slash = name.find('/', start);
-    const std::string part = name.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    const std::string part =
+        name.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (part == ".." || part.empty()) return false;
     if (slash == std::string::npos) break;
     start = slash + 1;
@@ -41,7 +43,8 @@ base::Status Checkpoint::add_file(std::unique_ptr<SafetensorsFile> file) {
   for (const TensorInfo& info : file->tensors()) {
     const auto [it, inserted] = by_name_.emplace(info.name, &info);
     if (!inserted) {
-      return base::corrupt(file->path() + ": tensor " + quote_name(info.name) + " is also in " + *it->second->file);
+      return base::corrupt(file->path() + ": tensor " + quote_name(info.name) + " is also in " +
+                           *it->second->file);
     }
   }
   files_.push_back(std::move(file));
@@ -90,12 +93,14 @@ base::Result<Checkpoint> Checkpoint::open(const std::string& path) {
   std::map<std::string, std::vector<std::string>> shards;
   for (const auto& [name, shard] : map_it->items()) {
     if (!shard.is_string()) {
-      return base::corrupt(index_path + ": weight_map entry for tensor " + quote_name(name) + " is not a string");
+      return base::corrupt(index_path + ": weight_map entry for tensor " + quote_name(name) +
+                           " is not a string");
     }
     const std::string& shard_name = shard.get_ref<const std::string&>();
     if (!is_safe_relative_path(shard_name)) {
-      return base::corrupt(index_path + ": weight_map entry for tensor " + quote_name(name) + " names shard " +
-                           quote_name(shard_name) + ", which is not a relative path inside the folder");
+      return base::corrupt(index_path + ": weight_map entry for tensor " + quote_name(name) +
+                           " names shard " + quote_name(shard_name) +
+                           ", which is not a relative path inside the folder");
     }
     shards[shard_name].push_back(name);
   }
@@ -109,8 +114,8 @@ base::Result<Checkpoint> Checkpoint::open(const std::string& path) {
     }
     for (const std::string& name : tensor_names) {
       if ((*file)->find(name) == nullptr) {
-        return base::corrupt(index_path + ": tensor " + quote_name(name) + " is listed in shard " + quote_name(shard_name) +
-                             " but " + shard_path + " does not hold it");
+        return base::corrupt(index_path + ": tensor " + quote_name(name) + " is listed in shard " +
+                             quote_name(shard_name) + " but " + shard_path + " does not hold it");
       }
     }
     NIBBLE_TRY(checkpoint.add_file(std::move(file).value()));

@@ -27,8 +27,8 @@ std::string u8_image(const std::vector<std::string>& names) {
   std::string data;
   for (size_t i = 0; i < names.size(); ++i) {
     if (i > 0) header += ",";
-    header += "\"" + names[i] + "\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[" + std::to_string(i) + "," +
-              std::to_string(i + 1) + "]}";
+    header += "\"" + names[i] + "\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[" + std::to_string(i) +
+              "," + std::to_string(i + 1) + "]}";
     data += names[i][0];
   }
   return make_image(header + "}", data);
@@ -102,24 +102,48 @@ TEST(Checkpoint, Errors) {
     std::vector<std::string> parts;
   };
   const std::vector<Case> cases = {
-      {"missing shard", index_json({{"a", "s1.safetensors"}, {"q", "gone.safetensors"}}), ErrorCode::kNotFound,
+      {"missing shard",
+       index_json({{"a", "s1.safetensors"}, {"q", "gone.safetensors"}}),
+       ErrorCode::kNotFound,
        {"shard \"gone.safetensors\"", "tensor \"q\"", "gone.safetensors: cannot open"}},
-      {"tensor absent from its shard", index_json({{"a", "s1.safetensors"}, {"c", "s1.safetensors"}}),
-       ErrorCode::kCorrupt, {"tensor \"c\" is listed in shard \"s1.safetensors\"", "does not hold it"}},
-      {"tensor in two shards", index_json({{"a", "s1.safetensors"}, {"b", "s3.safetensors"}}), ErrorCode::kCorrupt,
+      {"tensor absent from its shard",
+       index_json({{"a", "s1.safetensors"}, {"c", "s1.safetensors"}}),
+       ErrorCode::kCorrupt,
+       {"tensor \"c\" is listed in shard \"s1.safetensors\"", "does not hold it"}},
+      {"tensor in two shards",
+       index_json({{"a", "s1.safetensors"}, {"b", "s3.safetensors"}}),
+       ErrorCode::kCorrupt,
        {"s3.safetensors: tensor \"b\" is also in", "s1.safetensors"}},
-      {"broken shard", index_json({{"a", "s1.safetensors"}, {"z", "bad.safetensors"}}), ErrorCode::kCorrupt,
+      {"broken shard",
+       index_json({{"a", "s1.safetensors"}, {"z", "bad.safetensors"}}),
+       ErrorCode::kCorrupt,
        {"shard \"bad.safetensors\"", "bad.safetensors: header does not start"}},
-      {"invalid JSON", "{\"weight_map\": {", ErrorCode::kCorrupt, {"model.safetensors.index.json", "invalid JSON"}},
-      {"duplicate tensor in index", R"({"weight_map":{"a":"s1.safetensors","a":"s3.safetensors"}})",
-       ErrorCode::kCorrupt, {"duplicate key \"a\" inside \"weight_map\""}},
+      {"invalid JSON",
+       "{\"weight_map\": {",
+       ErrorCode::kCorrupt,
+       {"model.safetensors.index.json", "invalid JSON"}},
+      {"duplicate tensor in index",
+       R"({"weight_map":{"a":"s1.safetensors","a":"s3.safetensors"}})",
+       ErrorCode::kCorrupt,
+       {"duplicate key \"a\" inside \"weight_map\""}},
       {"no weight_map", R"({"metadata":{}})", ErrorCode::kCorrupt, {"missing \"weight_map\""}},
-      {"weight_map not an object", R"({"weight_map":[]})", ErrorCode::kCorrupt, {"\"weight_map\" is not an object"}},
+      {"weight_map not an object",
+       R"({"weight_map":[]})",
+       ErrorCode::kCorrupt,
+       {"\"weight_map\" is not an object"}},
       {"empty weight_map", R"({"weight_map":{}})", ErrorCode::kCorrupt, {"\"weight_map\" is empty"}},
-      {"shard not a string", R"({"weight_map":{"a":1}})", ErrorCode::kCorrupt, {"tensor \"a\" is not a string"}},
-      {"shard escapes the folder", R"({"weight_map":{"a":"../s1.safetensors"}})", ErrorCode::kCorrupt,
+      {"shard not a string",
+       R"({"weight_map":{"a":1}})",
+       ErrorCode::kCorrupt,
+       {"tensor \"a\" is not a string"}},
+      {"shard escapes the folder",
+       R"({"weight_map":{"a":"../s1.safetensors"}})",
+       ErrorCode::kCorrupt,
        {"tensor \"a\"", "not a relative path"}},
-      {"absolute shard path", R"({"weight_map":{"a":"/etc/passwd"}})", ErrorCode::kCorrupt, {"not a relative path"}},
+      {"absolute shard path",
+       R"({"weight_map":{"a":"/etc/passwd"}})",
+       ErrorCode::kCorrupt,
+       {"not a relative path"}},
       {"index not an object", "[1]", ErrorCode::kCorrupt, {"not a JSON object"}},
   };
   for (const Case& c : cases) {
@@ -196,7 +220,8 @@ TEST(ShardedWriter, RoundTripManyShards) {
   // Greedy packing into 64-byte shards. Tensor sizes: 8, 8, 48, 32, 20, 96, 56, 32, 144, 80 bytes
   // -> shards {0,1,2} (exactly 64), {3,4}, {5}, {6}, {7}, {8}, {9}: 7 shards.
   std::vector<std::string> expected_files;
-  for (int k = 1; k <= 7; ++k) expected_files.push_back("model-0000" + std::to_string(k) + "-of-00007.safetensors");
+  for (int k = 1; k <= 7; ++k)
+    expected_files.push_back("model-0000" + std::to_string(k) + "-of-00007.safetensors");
   expected_files.push_back("model.safetensors.index.json");
   EXPECT_EQ(dir.list(), expected_files);
 
@@ -349,7 +374,8 @@ TEST(SafetensorsGolden, WriterReproducesReferenceBytes) {
     auto file = SafetensorsFile::open(path);
     ASSERT_TRUE(file.ok()) << file.status().message();
     std::vector<TensorToWrite> tensors;
-    for (const TensorInfo& t : (*file)->tensors()) tensors.push_back({t.name, t.dtype, t.shape, t.data, t.num_bytes});
+    for (const TensorInfo& t : (*file)->tensors())
+      tensors.push_back({t.name, t.dtype, t.shape, t.data, t.num_bytes});
     std::reverse(tensors.begin(), tensors.end());
     TempDir dir;
     ASSERT_TRUE(write_safetensors(dir.file(name), tensors, (*file)->metadata()).ok());

@@ -22,7 +22,9 @@ uint64_t read_le64(const uint8_t* bytes) {
   return value;
 }
 
-std::string json_type(const json& value) { return value.type_name(); }
+std::string json_type(const json& value) {
+  return value.type_name();
+}
 
 // Reads a JSON value that must be a non-negative integer (not a float, not negative).
 bool as_unsigned(const json& value, uint64_t* out) {
@@ -38,13 +40,14 @@ struct Entry {
 };
 
 // Validates one tensor entry against the data area of `data_num_bytes` bytes.
-base::Status parse_entry(const std::string& where, const json& value, uint64_t data_num_bytes,
-                         Entry* entry) {
-  if (!value.is_object()) return base::corrupt(where + ": entry is a JSON " + json_type(value) + ", not an object");
+base::Status parse_entry(const std::string& where, const json& value, uint64_t data_num_bytes, Entry* entry) {
+  if (!value.is_object())
+    return base::corrupt(where + ": entry is a JSON " + json_type(value) + ", not an object");
 
   const auto dtype_it = value.find("dtype");
   if (dtype_it == value.end()) return base::corrupt(where + ": missing \"dtype\"");
-  if (!dtype_it->is_string()) return base::corrupt(where + ": \"dtype\" is a " + json_type(*dtype_it) + ", not a string");
+  if (!dtype_it->is_string())
+    return base::corrupt(where + ": \"dtype\" is a " + json_type(*dtype_it) + ", not a string");
   const std::string& dtype_name = dtype_it->get_ref<const std::string&>();
   const std::optional<DType> dtype = tensor::parse_dtype(dtype_name);
   if (!dtype) return base::corrupt(where + ": unknown dtype " + quote_name(dtype_name));
@@ -52,7 +55,8 @@ base::Status parse_entry(const std::string& where, const json& value, uint64_t d
 
   const auto shape_it = value.find("shape");
   if (shape_it == value.end()) return base::corrupt(where + ": missing \"shape\"");
-  if (!shape_it->is_array()) return base::corrupt(where + ": \"shape\" is a " + json_type(*shape_it) + ", not an array");
+  if (!shape_it->is_array())
+    return base::corrupt(where + ": \"shape\" is a " + json_type(*shape_it) + ", not an array");
   uint64_t num_elems = 1;
   for (size_t i = 0; i < shape_it->size(); ++i) {
     uint64_t dim = 0;
@@ -104,7 +108,8 @@ base::Status parse_metadata(const std::string& where, const json& value,
   if (!value.is_object()) return base::corrupt(where + " is a JSON " + json_type(value) + ", not an object");
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
-      return base::corrupt(where + ": value of " + quote_name(key) + " is a " + json_type(item) + ", not a string");
+      return base::corrupt(where + ": value of " + quote_name(key) + " is a " + json_type(item) +
+                           ", not a string");
     }
     (*metadata)[key] = item.get<std::string>();
   }
@@ -128,7 +133,8 @@ base::Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::
   return file;
 }
 
-base::Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* bytes, uint64_t num_bytes,
+base::Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(const uint8_t* bytes,
+                                                                      uint64_t num_bytes,
                                                                       const std::string& path) {
   auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   file->path_ = path;
@@ -148,8 +154,8 @@ base::Status SafetensorsFile::parse_image(const uint8_t* bytes, uint64_t num_byt
   }
   const uint64_t header_bytes = read_le64(bytes);
   if (header_bytes > kMaxHeaderBytes) {
-    return base::corrupt(path_ + ": header length " + std::to_string(header_bytes) + " exceeds the limit of " +
-                         std::to_string(kMaxHeaderBytes) + " bytes");
+    return base::corrupt(path_ + ": header length " + std::to_string(header_bytes) +
+                         " exceeds the limit of " + std::to_string(kMaxHeaderBytes) + " bytes");
   }
   if (header_bytes > num_bytes - 8) {
     return base::corrupt(path_ + ": header length " + std::to_string(header_bytes) + " exceeds the " +
@@ -164,7 +170,8 @@ base::Status SafetensorsFile::parse_image(const uint8_t* bytes, uint64_t num_byt
 
   const std::string_view text(reinterpret_cast<const char*>(bytes + 8), header_bytes);
   NIBBLE_ASSIGN_OR_RETURN(json header, parse_json_strict(text, path_ + ": header"));
-  if (!header.is_object()) return base::corrupt(path_ + ": header is a JSON " + json_type(header) + ", not an object");
+  if (!header.is_object())
+    return base::corrupt(path_ + ": header is a JSON " + json_type(header) + ", not an object");
 
   std::vector<Entry> entries;
   entries.reserve(header.size());
@@ -193,9 +200,10 @@ base::Status SafetensorsFile::parse_image(const uint8_t* bytes, uint64_t num_byt
     const Entry& prev = *by_offset[i - 1];
     const Entry& cur = *by_offset[i];
     if (cur.begin < prev.end) {
-      return base::corrupt(path_ + ": tensor " + quote_name(cur.info.name) + " at [" + std::to_string(cur.begin) +
-                           ", " + std::to_string(cur.end) + ") overlaps tensor " + quote_name(prev.info.name) +
-                           " at [" + std::to_string(prev.begin) + ", " + std::to_string(prev.end) + ")");
+      return base::corrupt(path_ + ": tensor " + quote_name(cur.info.name) + " at [" +
+                           std::to_string(cur.begin) + ", " + std::to_string(cur.end) + ") overlaps tensor " +
+                           quote_name(prev.info.name) + " at [" + std::to_string(prev.begin) + ", " +
+                           std::to_string(prev.end) + ")");
     }
   }
 

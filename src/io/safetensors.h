@@ -170,11 +170,11 @@ class ShardedWriter {
   uint64_t max_shard_bytes_ = kDefaultMaxShardBytes;
   std::map<std::string, std::string> metadata_;
   int scratch_fd_ = -1;
-  uint64_t scratch_bytes_ = 0;          // bytes of the current shard in the scratch file
-  std::vector<Pending> pending_;         // tensors of the current shard
-  std::vector<std::string> temp_paths_;  // written shards, not yet renamed
+  uint64_t scratch_bytes_ = 0;                           // bytes of the current shard in the scratch file
+  std::vector<Pending> pending_;                         // tensors of the current shard
+  std::vector<std::string> temp_paths_;                  // written shards, not yet renamed
   std::vector<std::vector<std::string>> shard_tensors_;  // tensor names per written shard
-  std::set<std::string> seen_;           // every tensor name added so far
+  std::set<std::string> seen_;                           // every tensor name added so far
   std::vector<std::string> final_names_;
   uint64_t total_bytes_ = 0;
   bool finished_ = false;

@@ -26,7 +26,8 @@ base::Result<std::unique_ptr<SafetensorsFile>> parse(const std::string& image) {
 // Hand-built images that must be accepted.
 
 TEST(SafetensorsParse, MinimalImage) {
-  const std::string image = make_image(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "abcdefgh");
+  const std::string image =
+      make_image(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "abcdefgh");
   auto file = parse(image);
   ASSERT_TRUE(file.ok()) << file.status().message();
   ASSERT_EQ((*file)->tensors().size(), 1u);
@@ -113,15 +114,23 @@ struct BadCase {
   std::vector<std::string> parts;  // besides the file name
 };
 
-std::string entry(const std::string& name, const std::string& body) { return "\"" + name + "\":{" + body + "}"; }
+std::string entry(const std::string& name, const std::string& body) {
+  return "\"" + name + "\":{" + body + "}";
+}
 
 std::vector<BadCase> bad_cases() {
   const std::string ok_w = R"("dtype":"F32","shape":[2],"data_offsets":[0,8])";
   const std::string data8(8, 'd');
   return {
       {"short file", std::string("\x05\0\0\0", 4), ErrorCode::kCorrupt, {"shorter than the 8-byte"}},
-      {"header length over limit", make_image("{}", "", 100'000'001), ErrorCode::kCorrupt, {"exceeds the limit"}},
-      {"header length past end", make_image("{}", "", 3), ErrorCode::kCorrupt, {"header length 3", "truncated"}},
+      {"header length over limit",
+       make_image("{}", "", 100'000'001),
+       ErrorCode::kCorrupt,
+       {"exceeds the limit"}},
+      {"header length past end",
+       make_image("{}", "", 3),
+       ErrorCode::kCorrupt,
+       {"header length 3", "truncated"}},
       {"zero header length", make_image("", "{}", 0), ErrorCode::kCorrupt, {"does not start with '{'"}},
       {"header not an object", make_image("[1,2]"), ErrorCode::kCorrupt, {"does not start with '{'"}},
       {"leading space", make_image(" {}"), ErrorCode::kCorrupt, {"does not start with '{'"}},
@@ -129,71 +138,150 @@ std::vector<BadCase> bad_cases() {
       {"trailing garbage", make_image("{}  x"), ErrorCode::kCorrupt, {"invalid JSON"}},
       {"NUL padding", make_image(std::string("{}\0\0", 4)), ErrorCode::kCorrupt, {"invalid JSON"}},
       {"invalid UTF-8", make_image("{\"w\xff\":{}}"), ErrorCode::kCorrupt, {"invalid JSON"}},
-      {"entry not an object", make_image(R"({"w":[1]})"), ErrorCode::kCorrupt, {"tensor \"w\"", "not an object"}},
-      {"missing dtype", make_image("{" + entry("w", R"("shape":[2],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "missing \"dtype\""}},
-      {"dtype not a string", make_image("{" + entry("w", R"("dtype":7,"shape":[2],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "\"dtype\" is a number"}},
-      {"unknown dtype", make_image("{" + entry("w", R"("dtype":"F12","shape":[2],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "unknown dtype \"F12\""}},
-      {"lower-case dtype", make_image("{" + entry("w", R"("dtype":"f32","shape":[2],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "unknown dtype"}},
-      {"missing shape", make_image("{" + entry("w", R"("dtype":"F32","data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "missing \"shape\""}},
-      {"shape not an array", make_image("{" + entry("w", R"("dtype":"F32","shape":2,"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "\"shape\" is a number"}},
-      {"negative dim", make_image("{" + entry("w", R"("dtype":"F32","shape":[-2],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "shape[0] = -2"}},
-      {"fractional dim", make_image("{" + entry("w", R"("dtype":"F32","shape":[1,2.0],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "shape[1] = 2.0"}},
-      {"string dim", make_image("{" + entry("w", R"("dtype":"F32","shape":["2"],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "shape[0]"}},
-      {"dim beyond int64", make_image("{" + entry("w", R"("dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "shape[0]"}},
-      {"shape overflow", make_image("{" + entry("w", R"("dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "overflow"}},
-      {"missing data_offsets", make_image("{" + entry("w", R"("dtype":"F32","shape":[2])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "missing \"data_offsets\""}},
-      {"data_offsets of three", make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[0,8,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "\"data_offsets\" = [0,8,8]"}},
-      {"negative offset", make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[-1,7])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "data_offsets"}},
-      {"float offset", make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[0,8.0])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "data_offsets"}},
-      {"offsets not an array", make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":{"a":0})") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "data_offsets"}},
-      {"begin after end", make_image("{" + entry("w", R"("dtype":"F32","shape":[0],"data_offsets":[8,0])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "begin > end"}},
-      {"end past data", make_image("{" + entry("w", R"("dtype":"F32","shape":[3],"data_offsets":[0,12])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "extend past the data area of 8 bytes"}},
-      {"huge end", make_image("{" + entry("w", R"("dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\""}},
-      {"byte length mismatch", make_image("{" + entry("w", R"("dtype":"F32","shape":[3],"data_offsets":[0,8])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "hold 8 bytes", "needs 12"}},
-      {"F4 odd count", make_image("{" + entry("w", R"("dtype":"F4","shape":[3],"data_offsets":[0,2])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "3 elements of F4"}},
-      {"F4 counted as bytes", make_image("{" + entry("w", R"("dtype":"F4","shape":[4],"data_offsets":[0,4])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "needs 2"}},
-      {"F6 partial byte", make_image("{" + entry("w", R"("dtype":"F6_E3M2","shape":[2],"data_offsets":[0,2])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"w\"", "2 elements of F6_E3M2"}},
-      {"overlap", make_image("{" + entry("a", R"("dtype":"F32","shape":[1],"data_offsets":[0,4])") + "," +
-                             entry("b", R"("dtype":"F32","shape":[1],"data_offsets":[2,6])") + "}", data8),
-       ErrorCode::kCorrupt, {"tensor \"b\"", "overlaps tensor \"a\""}},
-      {"same range", make_image("{" + entry("a", ok_w) + "," + entry("b", ok_w) + "}", data8),
-       ErrorCode::kCorrupt, {"overlaps", "\"a\"", "\"b\""}},
-      {"nested overlap", make_image("{" + entry("big", R"("dtype":"U8","shape":[8],"data_offsets":[0,8])") + "," +
-                                    entry("small", R"("dtype":"U8","shape":[2],"data_offsets":[3,5])") + "}", data8),
-       ErrorCode::kCorrupt, {"overlaps", "\"big\"", "\"small\""}},
-      {"duplicate tensor", make_image("{" + entry("w", ok_w) + "," + entry("w", ok_w) + "}", data8),
-       ErrorCode::kCorrupt, {"duplicate key \"w\""}},
-      {"duplicate field", make_image(R"({"w":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}})", data8),
-       ErrorCode::kCorrupt, {"duplicate key \"dtype\" inside \"w\""}},
-      {"metadata not an object", make_image(R"({"__metadata__":["a"]})"), ErrorCode::kCorrupt,
+      {"entry not an object",
+       make_image(R"({"w":[1]})"),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "not an object"}},
+      {"missing dtype",
+       make_image("{" + entry("w", R"("shape":[2],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "missing \"dtype\""}},
+      {"dtype not a string",
+       make_image("{" + entry("w", R"("dtype":7,"shape":[2],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "\"dtype\" is a number"}},
+      {"unknown dtype",
+       make_image("{" + entry("w", R"("dtype":"F12","shape":[2],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "unknown dtype \"F12\""}},
+      {"lower-case dtype",
+       make_image("{" + entry("w", R"("dtype":"f32","shape":[2],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "unknown dtype"}},
+      {"missing shape",
+       make_image("{" + entry("w", R"("dtype":"F32","data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "missing \"shape\""}},
+      {"shape not an array",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":2,"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "\"shape\" is a number"}},
+      {"negative dim",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[-2],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "shape[0] = -2"}},
+      {"fractional dim",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[1,2.0],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "shape[1] = 2.0"}},
+      {"string dim",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":["2"],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "shape[0]"}},
+      {"dim beyond int64",
+       make_image(
+           "{" + entry("w", R"("dtype":"U8","shape":[9223372036854775808],"data_offsets":[0,8])") + "}",
+           data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "shape[0]"}},
+      {"shape overflow",
+       make_image(
+           "{" + entry("w", R"("dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,8])") + "}",
+           data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "overflow"}},
+      {"missing data_offsets",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[2])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "missing \"data_offsets\""}},
+      {"data_offsets of three",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[0,8,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "\"data_offsets\" = [0,8,8]"}},
+      {"negative offset",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[-1,7])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "data_offsets"}},
+      {"float offset",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":[0,8.0])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "data_offsets"}},
+      {"offsets not an array",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[2],"data_offsets":{"a":0})") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "data_offsets"}},
+      {"begin after end",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[0],"data_offsets":[8,0])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "begin > end"}},
+      {"end past data",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[3],"data_offsets":[0,12])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "extend past the data area of 8 bytes"}},
+      {"huge end",
+       make_image(
+           "{" +
+               entry(
+                   "w",
+                   R"("dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615])") +
+               "}",
+           data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\""}},
+      {"byte length mismatch",
+       make_image("{" + entry("w", R"("dtype":"F32","shape":[3],"data_offsets":[0,8])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "hold 8 bytes", "needs 12"}},
+      {"F4 odd count",
+       make_image("{" + entry("w", R"("dtype":"F4","shape":[3],"data_offsets":[0,2])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "3 elements of F4"}},
+      {"F4 counted as bytes",
+       make_image("{" + entry("w", R"("dtype":"F4","shape":[4],"data_offsets":[0,4])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "needs 2"}},
+      {"F6 partial byte",
+       make_image("{" + entry("w", R"("dtype":"F6_E3M2","shape":[2],"data_offsets":[0,2])") + "}", data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"w\"", "2 elements of F6_E3M2"}},
+      {"overlap",
+       make_image("{" + entry("a", R"("dtype":"F32","shape":[1],"data_offsets":[0,4])") + "," +
+                      entry("b", R"("dtype":"F32","shape":[1],"data_offsets":[2,6])") + "}",
+                  data8),
+       ErrorCode::kCorrupt,
+       {"tensor \"b\"", "overlaps tensor \"a\""}},
+      {"same range",
+       make_image("{" + entry("a", ok_w) + "," + entry("b", ok_w) + "}", data8),
+       ErrorCode::kCorrupt,
+       {"overlaps", "\"a\"", "\"b\""}},
+      {"nested overlap",
+       make_image("{" + entry("big", R"("dtype":"U8","shape":[8],"data_offsets":[0,8])") + "," +
+                      entry("small", R"("dtype":"U8","shape":[2],"data_offsets":[3,5])") + "}",
+                  data8),
+       ErrorCode::kCorrupt,
+       {"overlaps", "\"big\"", "\"small\""}},
+      {"duplicate tensor",
+       make_image("{" + entry("w", ok_w) + "," + entry("w", ok_w) + "}", data8),
+       ErrorCode::kCorrupt,
+       {"duplicate key \"w\""}},
+      {"duplicate field",
+       make_image(R"({"w":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}})", data8),
+       ErrorCode::kCorrupt,
+       {"duplicate key \"dtype\" inside \"w\""}},
+      {"metadata not an object",
+       make_image(R"({"__metadata__":["a"]})"),
+       ErrorCode::kCorrupt,
        {"header field \"__metadata__\"", "not an object"}},
-      {"metadata value not a string", make_image(R"({"__metadata__":{"n":3}})"), ErrorCode::kCorrupt,
+      {"metadata value not a string",
+       make_image(R"({"__metadata__":{"n":3}})"),
+       ErrorCode::kCorrupt,
        {"header field \"__metadata__\"", "value of \"n\"", "not a string"}},
       {"metadata null", make_image(R"({"__metadata__":null})"), ErrorCode::kCorrupt, {"__metadata__"}},
-      {"duplicate metadata", make_image(R"({"__metadata__":{},"__metadata__":{}})"), ErrorCode::kCorrupt,
+      {"deep nesting", make_image("{\"w\":" + std::string(100, '[') + std::string(100, ']') + "}"),
+       ErrorCode::kCorrupt, {"nesting deeper than 64"}},
+      {"duplicate metadata",
+       make_image(R"({"__metadata__":{},"__metadata__":{}})"),
+       ErrorCode::kCorrupt,
        {"duplicate key \"__metadata__\""}},
   };
 }
@@ -213,7 +301,8 @@ TEST(SafetensorsParse, EveryValidationError) {
 }
 
 TEST(SafetensorsParse, EveryTruncationOfAValidFileFailsCleanly) {
-  const std::string image = make_image(R"({"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}})", "01234567");
+  const std::string image =
+      make_image(R"({"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}})", "01234567");
   for (size_t n = 0; n < image.size(); ++n) {
     SCOPED_TRACE(n);
     const std::string cut = image.substr(0, n);
@@ -239,7 +328,8 @@ TEST(SafetensorsOpen, ErrorNamesThePath) {
   TempDir dir;
   testing::write_bytes(dir.file("x.safetensors"), make_image(R"({"w":{"dtype":"F32"}})"));
   auto file = SafetensorsFile::open(dir.file("x.safetensors"));
-  expect_error(file.status(), ErrorCode::kCorrupt, {dir.file("x.safetensors"), "tensor \"w\"", "missing \"shape\""});
+  expect_error(file.status(), ErrorCode::kCorrupt,
+               {dir.file("x.safetensors"), "tensor \"w\"", "missing \"shape\""});
 }
 
 TEST(SafetensorsOpen, LargeSparseFileNeedsOnlyItsHeader) {
@@ -247,8 +337,8 @@ TEST(SafetensorsOpen, LargeSparseFileNeedsOnlyItsHeader) {
   // (the file takes almost no disk space, and reading it would only see zeros).
   TempDir dir;
   const uint64_t num_bytes = uint64_t{1} << 30;
-  const std::string header =
-      R"({"big":{"dtype":"BF16","shape":[16384,32768],"data_offsets":[0,)" + std::to_string(num_bytes) + "]}}";
+  const std::string header = R"({"big":{"dtype":"BF16","shape":[16384,32768],"data_offsets":[0,)" +
+                             std::to_string(num_bytes) + "]}}";
   const std::string path = dir.file("big.safetensors");
   testing::write_bytes(path, make_image(header));
   std::filesystem::resize_file(path, 8 + header.size() + num_bytes);
@@ -284,7 +374,8 @@ TEST(SafetensorsWrite, RoundTripEveryDtype) {
     const std::vector<int64_t> shape = {3, 4};  // 12 elements: whole bytes for F4 and F6 too
     const uint64_t num_bytes = *tensor::dtype_num_bytes(dtype, 12);
     buffers.push_back(pattern_bytes(num_bytes, static_cast<uint32_t>(i)));
-    tensors.push_back({"layer." + std::string(tensor::dtype_name(dtype)), dtype, shape, buffers.back().data(), num_bytes});
+    tensors.push_back(
+        {"layer." + std::string(tensor::dtype_name(dtype)), dtype, shape, buffers.back().data(), num_bytes});
   }
   const std::string path = dir.file("all.safetensors");
   ASSERT_TRUE(write_safetensors(path, tensors, {{"format", "pt"}, {"producer", "nibble"}}).ok());
@@ -316,10 +407,8 @@ TEST(SafetensorsWrite, LayoutIsAlignedAndTiled) {
   const std::vector<uint8_t> one(1, 7), two(2, 7), eight(8, 7), four(4, 7);
   // Given in an order that would misalign the F64 and F32 tensors if written as given.
   const std::vector<TensorToWrite> tensors = {
-      {"c", DType::kU8, {1}, one.data(), 1},
-      {"b", DType::kBF16, {1}, two.data(), 2},
-      {"a", DType::kF64, {1}, eight.data(), 8},
-      {"d", DType::kF32, {1}, four.data(), 4},
+      {"c", DType::kU8, {1}, one.data(), 1},    {"b", DType::kBF16, {1}, two.data(), 2},
+      {"a", DType::kF64, {1}, eight.data(), 8}, {"d", DType::kF32, {1}, four.data(), 4},
       {"e", DType::kF4, {2}, one.data(), 1},
   };
   const std::string path = dir.file("m.safetensors");
@@ -366,22 +455,24 @@ TEST(SafetensorsWrite, RejectsBadInputAndLeavesNothing) {
   TempDir dir;
   const std::vector<uint8_t> bytes(16, 1);
   const std::string path = dir.file("w.safetensors");
-  expect_error(write_safetensors(path, {{"w", DType::kF32, {3}, bytes.data(), 8}}), ErrorCode::kInvalidArgument,
-               {path, "tensor \"w\"", "needs 12"});
-  expect_error(write_safetensors(path, {{"w", DType::kF32, {2}, bytes.data(), 8}, {"w", DType::kF32, {2}, bytes.data(), 8}}),
+  expect_error(write_safetensors(path, {{"w", DType::kF32, {3}, bytes.data(), 8}}),
+               ErrorCode::kInvalidArgument, {path, "tensor \"w\"", "needs 12"});
+  expect_error(write_safetensors(path, {{"w", DType::kF32, {2}, bytes.data(), 8},
+                                        {"w", DType::kF32, {2}, bytes.data(), 8}}),
                ErrorCode::kInvalidArgument, {"tensor \"w\" given twice"});
-  expect_error(write_safetensors(path, {{"w", DType::kF32, {-1}, bytes.data(), 0}}), ErrorCode::kInvalidArgument,
-               {"negative dimension"});
-  expect_error(write_safetensors(path, {{"w", DType::kF4, {3}, bytes.data(), 2}}), ErrorCode::kInvalidArgument,
-               {"not whole bytes"});
+  expect_error(write_safetensors(path, {{"w", DType::kF32, {-1}, bytes.data(), 0}}),
+               ErrorCode::kInvalidArgument, {"negative dimension"});
+  expect_error(write_safetensors(path, {{"w", DType::kF4, {3}, bytes.data(), 2}}),
+               ErrorCode::kInvalidArgument, {"not whole bytes"});
   expect_error(write_safetensors(path, {{"__metadata__", DType::kU8, {1}, bytes.data(), 1}}),
                ErrorCode::kInvalidArgument, {"reserved"});
-  expect_error(write_safetensors(path, {{"w\xff", DType::kU8, {1}, bytes.data(), 1}}), ErrorCode::kInvalidArgument,
-               {"not valid UTF-8"});
+  expect_error(write_safetensors(path, {{"w\xff", DType::kU8, {1}, bytes.data(), 1}}),
+               ErrorCode::kInvalidArgument, {"not valid UTF-8"});
   expect_error(write_safetensors(path, {{"w", DType::kU8, {1}, nullptr, 1}}), ErrorCode::kInvalidArgument,
                {"data is null"});
   EXPECT_TRUE(dir.list().empty());
-  expect_error(write_safetensors(dir.file("no/such/dir/x.safetensors"), {}), ErrorCode::kIo, {"cannot create"});
+  expect_error(write_safetensors(dir.file("no/such/dir/x.safetensors"), {}), ErrorCode::kIo,
+               {"cannot create"});
   EXPECT_TRUE(dir.list().empty());
 }
 

@@ -49,7 +49,9 @@ constexpr std::array<int, tensor::kNumDTypes> kRustDtypeRank = {
     1,   // kF4
 };
 
-int rust_rank(DType dtype) { return kRustDtypeRank[static_cast<size_t>(dtype)]; }
+int rust_rank(DType dtype) {
+  return kRustDtypeRank[static_cast<size_t>(dtype)];
+}
 
 // What the writers need to know about one tensor to lay it out.
 struct LayoutItem {
@@ -104,7 +106,8 @@ base::Result<std::string> build_header(const std::vector<LayoutItem>& items,
       if (i > 0) json += ',';
       json += std::to_string((*item.shape)[i]);
     }
-    json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + item.num_bytes) + "]}";
+    json += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + item.num_bytes) +
+            "]}";
     offset += item.num_bytes;
   }
   json += '}';
@@ -123,7 +126,8 @@ base::Status validate_tensor(const TensorToWrite& tensor) {
   const std::string what = "tensor " + quote_name(tensor.name);
   if (tensor.name.empty()) return base::invalid_argument("tensor name is empty");
   if (tensor.name == "__metadata__") return base::invalid_argument(what + ": reserved name");
-  if (static_cast<int>(tensor.dtype) >= tensor::kNumDTypes) return base::invalid_argument(what + ": bad dtype");
+  if (static_cast<int>(tensor.dtype) >= tensor::kNumDTypes)
+    return base::invalid_argument(what + ": bad dtype");
   uint64_t num_elems = 1;
   for (const int64_t dim : tensor.shape) {
     if (dim < 0) return base::invalid_argument(what + ": negative dimension " + std::to_string(dim));
@@ -147,7 +151,9 @@ base::Status validate_tensor(const TensorToWrite& tensor) {
   return base::ok_status();
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 base::Status write_all(int fd, const void* data, uint64_t num_bytes, const std::string& path) {
   const auto* bytes = static_cast<const uint8_t*>(data);
@@ -164,7 +170,8 @@ base::Status write_all(int fd, const void* data, uint64_t num_bytes, const std::
   return base::ok_status();
 }
 
-base::Status pwrite_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset, const std::string& path) {
+base::Status pwrite_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
+                        const std::string& path) {
   const auto* bytes = static_cast<const uint8_t*>(data);
   while (num_bytes > 0) {
     const size_t chunk = static_cast<size_t>(std::min<uint64_t>(num_bytes, 1u << 30));
@@ -182,7 +189,8 @@ base::Status pwrite_all(int fd, const void* data, uint64_t num_bytes, uint64_t o
 
 // Appends `num_bytes` from `in_fd` at `offset` to `out_fd`'s current position: copy_file_range
 // (in-kernel, possibly a reflink), falling back to read/write where the file system refuses.
-base::Status copy_range(int in_fd, uint64_t offset, uint64_t num_bytes, int out_fd, const std::string& out_path) {
+base::Status copy_range(int in_fd, uint64_t offset, uint64_t num_bytes, int out_fd,
+                        const std::string& out_path) {
   auto in_offset = static_cast<off_t>(offset);
   bool use_kernel_copy = true;
   std::vector<uint8_t> buffer;
@@ -250,7 +258,8 @@ class TempFile {
     const int err = errno;
     const bool closed = ::close(fd_) == 0;
     fd_ = -1;
-    if (!synced || !closed) return base::io_error(path_ + ": fsync/close failed: " + std::strerror(synced ? errno : err));
+    if (!synced || !closed)
+      return base::io_error(path_ + ": fsync/close failed: " + std::strerror(synced ? errno : err));
     return base::ok_status();
   }
   // Leaves the file in place for the caller, who now owns it.
@@ -309,8 +318,8 @@ base::Status write_safetensors(const std::string& path, const std::vector<Tensor
   return base::ok_status();
 }
 
-base::Result<std::unique_ptr<ShardedWriter>> ShardedWriter::create(const std::string& dir, uint64_t max_shard_bytes,
-                                                                   std::map<std::string, std::string> metadata) {
+base::Result<std::unique_ptr<ShardedWriter>> ShardedWriter::create(
+    const std::string& dir, uint64_t max_shard_bytes, std::map<std::string, std::string> metadata) {
   if (!base::is_directory(dir)) return base::not_found(dir + ": output folder does not exist");
   if (max_shard_bytes == 0) return base::invalid_argument(dir + ": max shard size must be positive");
   auto writer = std::unique_ptr<ShardedWriter>(new ShardedWriter());
@@ -345,8 +354,8 @@ base::Status ShardedWriter::add(const TensorToWrite& tensor) {
       return status;
     }
   }
-  const base::Status status = pwrite_all(scratch_fd_, tensor.data, tensor.num_bytes, scratch_bytes_,
-                                         dir_ + " (scratch file)");
+  const base::Status status =
+      pwrite_all(scratch_fd_, tensor.data, tensor.num_bytes, scratch_bytes_, dir_ + " (scratch file)");
   if (!status.ok()) {
     failed_ = true;
     return status;
@@ -374,7 +383,8 @@ base::Status ShardedWriter::flush_shard() {
   NIBBLE_TRY(temp.create());
   NIBBLE_TRY(write_all(temp.fd(), header.data(), header.size(), temp.path()));
   for (const LayoutItem& item : items) {
-    NIBBLE_TRY(copy_range(scratch_fd_, pending_[item.source].scratch_offset, item.num_bytes, temp.fd(), temp.path()));
+    NIBBLE_TRY(copy_range(scratch_fd_, pending_[item.source].scratch_offset, item.num_bytes, temp.fd(),
+                          temp.path()));
   }
   NIBBLE_TRY(temp.close_synced());
   temp.release();
@@ -386,7 +396,8 @@ base::Status ShardedWriter::flush_shard() {
   shard_tensors_.push_back(std::move(names));
   pending_.clear();
   scratch_bytes_ = 0;
-  if (::ftruncate(scratch_fd_, 0) != 0) return base::io_error(dir_ + ": cannot truncate the scratch file: " + errno_text());
+  if (::ftruncate(scratch_fd_, 0) != 0)
+    return base::io_error(dir_ + ": cannot truncate the scratch file: " + errno_text());
   return base::ok_status();
 }
 
@@ -422,8 +433,10 @@ base::Status ShardedWriter::finish() {
     temp_paths_.pop_back();
   }
   if (num_shards > 1) {
-    nlohmann::json index = {{"metadata", {{"total_size", total_bytes_}}}, {"weight_map", std::move(weight_map)}};
-    NIBBLE_TRY(base::write_file_atomic(base::join_path(dir_, "model.safetensors.index.json"), index.dump(2) + "\n"));
+    nlohmann::json index = {{"metadata", {{"total_size", total_bytes_}}},
+                            {"weight_map", std::move(weight_map)}};
+    NIBBLE_TRY(
+        base::write_file_atomic(base::join_path(dir_, "model.safetensors.index.json"), index.dump(2) + "\n"));
   }
   sync_dir(dir_);
   final_names_ = std::move(names);

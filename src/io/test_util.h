@@ -36,7 +36,8 @@ class TempDir {
   // Names of everything in the folder, sorted.
   std::vector<std::string> list() const {
     std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename());
+    for (const auto& entry : std::filesystem::directory_iterator(path_))
+      names.push_back(entry.path().filename());
     std::sort(names.begin(), names.end());
     return names;
   }
@@ -69,12 +70,13 @@ inline std::string read_bytes(const std::string& path) {
 }
 
 // Asserts `status` failed with `code` and its message contains every one of `parts`.
-inline void expect_error(const base::Status& status, base::ErrorCode code, std::initializer_list<std::string> parts) {
+inline void expect_error(const base::Status& status, base::ErrorCode code,
+                         std::initializer_list<std::string> parts) {
   ASSERT_FALSE(status.ok()) << "expected an error containing " << *parts.begin();
   EXPECT_EQ(status.code(), code) << status.message();
   for (const std::string& part : parts) {
-    EXPECT_NE(status.message().find(part), std::string::npos) << "message \"" << status.message()
-                                                              << "\" lacks \"" << part << "\"";
+    EXPECT_NE(status.message().find(part), std::string::npos)
+        << "message \"" << status.message() << "\" lacks \"" << part << "\"";
   }
 }
 
