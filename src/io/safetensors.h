@@ -4,7 +4,7 @@
 // header, then the data buffer. Every tensor's data_offsets are relative to the buffer start.
 // Reading validates everything and every error names the file and the tensor (or header field).
 //
-// Reading rules (what nibble accepts; the Rust safetensors reader is stricter in one place):
+// Reading rules (what nibble accepts; the Rust safetensors reader is stricter about layout):
 //  - N <= 100,000,000 and 8 + N <= file size; the header starts with '{', is one JSON object and
 //    may be followed by whitespace (the writer pads with spaces). Duplicate keys anywhere are an
 //    error. Only the header is read at open: tensor bytes stay untouched in the mmap.
