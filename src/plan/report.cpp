@@ -78,11 +78,13 @@ void memory_lines(std::string& out, const MemoryPlan& m, const DeviceProfile& d,
 
 std::string speed_line(const SpeedPlan& s) {
   return fmt("decode %.1f tok/s per stream, %.1f tok/s aggregate (%s-bound, %.2f GB and %.2f TFLOP per step%s)\n"
-             "    prefill %s tok/s; TTFT %.2f s",
+             "    prefill %s tok/s; TTFT %.2f s for a context-long prompt",
              s.decode_tok_s_per_stream, s.decode_tok_s_aggregate, s.decode_compute_bound ? "compute" : "memory",
              s.decode_bytes_per_step / 1e9, s.decode_flops_per_step / 1e12,
              s.comm_s_per_step > 0 ? fmt(", %.2f ms link", s.comm_s_per_step * 1e3).c_str() : "",
-             grouped(static_cast<int64_t>(s.prefill_tok_s)).c_str(), s.ttft_s);
+             s.prefill_tok_s >= 100 ? grouped(static_cast<int64_t>(s.prefill_tok_s)).c_str()
+                                    : fmt("%.2f", s.prefill_tok_s).c_str(),
+             s.ttft_s);
 }
 
 }  // namespace
