@@ -12,8 +12,13 @@ constexpr int kNumClasses = 3;  // ComputeClass values
 constexpr int64_t kAttentionTileKeys = 256;
 constexpr int64_t kActivationBytes = 4;  // F32 activations
 constexpr int kMaxNodes = 64;
+constexpr int64_t kMaxContext = int64_t{1} << 31;
+constexpr int64_t kMaxPrefillChunks = 1 << 20;
 
 int class_idx(ComputeClass c) { return static_cast<int>(c); }
+
+// Byte counts computed in double (products of user-given sizes), clamped into int64.
+int64_t clamp_bytes(double bytes) { return static_cast<int64_t>(std::ceil(std::min(bytes, 4e18))); }
 
 // Everything the speed model needs from the placed tensors.
 struct Costs {
@@ -62,12 +67,10 @@ double attention_flops(const ModelShape& m, int64_t first, int64_t last, bool de
   } else {
     per_key = 4.0 * m.num_heads * m.head_dim;
   }
-  double total = 0;
-  for (int64_t l = 0; l < m.num_layers; ++l) {
-    const int64_t window = m.layer_is_sliding[static_cast<size_t>(l)] ? m.sliding_window : 0;
-    total += per_key * attended_keys(first, last, window);
-  }
-  return total;
+  const int64_t num_sliding = m.sliding_window > 0 ? std::count(m.layer_is_sliding.begin(), m.layer_is_sliding.end(), true) : 0;
+  const int64_t num_full = m.num_layers - num_sliding;
+  return per_key * (static_cast<double>(num_full) * attended_keys(first, last, 0) +
+                    static_cast<double>(num_sliding) * attended_keys(first, last, m.sliding_window));
 }
 
 // F32 workspace for one step of `step_tokens` tokens and `num_seqs` sequences' logits.
@@ -86,7 +89,9 @@ int64_t activation_bytes(const ModelShape& m, int64_t step_tokens, int64_t num_s
   const int64_t mlp = 3 * std::max(m.intermediate_size, moe_width) + m.moe.num_experts;
   const int64_t per_token = 2 * h + attn + mlp;
   const int64_t tile = m.num_heads * kAttentionTileKeys;
-  return (step_tokens * (per_token + tile) + num_seqs * m.vocab_size) * kActivationBytes;
+  const double bytes = (static_cast<double>(step_tokens) * static_cast<double>(per_token + tile) +
+                        static_cast<double>(num_seqs) * static_cast<double>(m.vocab_size)) * kActivationBytes;
+  return clamp_bytes(bytes);
 }
 
 struct Layout {  // how one node holds the model
@@ -112,11 +117,12 @@ MemoryPlan plan_memory(const Model& model, const DeviceProfile& d, const PlanOpt
   p.weight_bytes = (model.weight_bytes + lay.nodes - 1) / lay.nodes;
   const double kv = static_cast<double>(model.kv.bytes_per_sequence(context)) * static_cast<double>(concurrency) *
                     node_kv_fraction(m, lay);
-  p.kv_bytes = static_cast<int64_t>(std::ceil(kv));
+  p.kv_bytes = clamp_bytes(kv);
   const int64_t step_tokens = std::min(std::max(o.prefill_chunk_tokens, concurrency), concurrency * context);
   p.activation_bytes = activation_bytes(m, step_tokens, concurrency);
   p.overhead_bytes = static_cast<int64_t>(d.runtime_overhead_bytes);
-  p.free_bytes = p.budget_bytes - static_cast<double>(p.weight_bytes + p.kv_bytes + p.activation_bytes + p.overhead_bytes);
+  p.free_bytes = p.budget_bytes - (static_cast<double>(p.weight_bytes) + static_cast<double>(p.kv_bytes) +
+                                   static_cast<double>(p.activation_bytes) + static_cast<double>(p.overhead_bytes));
   p.fits = p.free_bytes >= 0;
   return p;
 }
@@ -343,8 +349,12 @@ KvLayout kv_layout(const ModelShape& m, KvDtype dtype) {
 }
 
 base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d, const PlanOptions& o) {
-  if (o.context_tokens <= 0 || o.context_tokens > (int64_t{1} << 32)) {
-    return base::invalid_argument("--context must be in [1, 2^32], got " + std::to_string(o.context_tokens));
+  if (o.context_tokens <= 0 || o.context_tokens > kMaxContext) {
+    return base::invalid_argument("--context must be in [1, 2^31], got " + std::to_string(o.context_tokens));
+  }
+  if (o.prefill_chunk_tokens > 0 && o.context_tokens / o.prefill_chunk_tokens > kMaxPrefillChunks) {
+    return base::invalid_argument("--prefill-chunk " + std::to_string(o.prefill_chunk_tokens) + " splits the context into more than " +
+                                  std::to_string(kMaxPrefillChunks) + " chunks");
   }
   if (o.concurrency <= 0 || o.concurrency > (int64_t{1} << 20)) {
     return base::invalid_argument("--concurrency must be in [1, 2^20], got " + std::to_string(o.concurrency));
@@ -396,7 +406,7 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   }
   e.fits = chosen.nodes > 1 ? e.tensor_parallel->memory.fits : e.memory.fits;
 
-  e.max_context_at_concurrency = largest_fitting(1, int64_t{1} << 32, [&](int64_t ctx) {
+  e.max_context_at_concurrency = largest_fitting(1, kMaxContext, [&](int64_t ctx) {
     return plan_memory(model, d, o, chosen, ctx, o.concurrency).fits;
   });
   if (e.max_context_at_concurrency < 0) e.max_context_at_concurrency = 0;

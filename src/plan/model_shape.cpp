@@ -11,6 +11,12 @@ using base::Result;
 using base::Status;
 using nlohmann::json;
 
+// Any single dimension beyond this is not a real model; the cap keeps every product in range.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 4096;
+constexpr double kMaxParams = 1e14;            // 100 T parameters
+constexpr int64_t kMaxKvBytesPerToken = int64_t{1} << 30;
+
 // Field readers: every message names the file and the key at fault.
 class ConfigReader {
  public:
@@ -26,7 +32,7 @@ class ConfigReader {
   }
   Result<int64_t> get_positive(const char* key) const {
     NIBBLE_ASSIGN_OR_RETURN(int64_t v, get_int(key));
-    if (v <= 0 || v > (int64_t{1} << 40)) {
+    if (v <= 0 || v > kMaxDim) {
       return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) + " is out of range");
     }
     return v;
@@ -34,7 +40,7 @@ class ConfigReader {
   Result<int64_t> get_int_or(const char* key, int64_t fallback) const {
     if (!has(key)) return fallback;
     NIBBLE_ASSIGN_OR_RETURN(int64_t v, get_int(key));
-    if (v < 0 || v > (int64_t{1} << 40)) {
+    if (v < 0 || v > kMaxDim) {
       return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) + " is out of range");
     }
     return v;
@@ -118,6 +124,28 @@ WeightFormatId dtype_from_torch(const std::string& torch_dtype) {
   if (torch_dtype == "float32") return WeightFormatId::kF32;
   if (torch_dtype == "float16") return WeightFormatId::kF16;
   return WeightFormatId::kBf16;
+}
+
+// Rejects shapes no real model has, so that byte counts stay far inside int64.
+Status check_plausible(const ModelShape& m, const std::string& source) {
+  if (m.moe.num_experts > 0 && m.moe.num_experts_per_tok > m.moe.num_experts) {
+    return base::invalid_argument(source + ": num_experts_per_tok (" + std::to_string(m.moe.num_experts_per_tok) +
+                                  ") exceeds the number of experts (" + std::to_string(m.moe.num_experts) + ")");
+  }
+  const double h = static_cast<double>(m.hidden_size);
+  const double attn = 4.0 * h * static_cast<double>(std::max(m.num_heads, m.num_kv_heads) * m.head_dim);
+  const double mlp = 3.0 * h * static_cast<double>(m.intermediate_size +
+                                                   (m.moe.num_experts + m.moe.num_shared_experts) * m.moe.expert_intermediate);
+  const double params = static_cast<double>(m.num_layers) * (attn + mlp) + 2.0 * h * static_cast<double>(m.vocab_size);
+  if (params > kMaxParams) {
+    return base::invalid_argument(source + ": the shape adds up to more than 1e14 parameters; not a real model");
+  }
+  const double kv_per_token = static_cast<double>(m.num_layers) * 2 * 2 *
+                              static_cast<double>(m.num_kv_heads * m.head_dim + (m.mla ? m.mla->kv_lora_rank : 0));
+  if (kv_per_token > static_cast<double>(kMaxKvBytesPerToken)) {
+    return base::invalid_argument(source + ": more than 1 GiB of KV cache per token; not a real model");
+  }
+  return base::ok_status();
 }
 
 }  // namespace
@@ -233,8 +261,13 @@ Result<ModelShape> parse_model_config(const json& config, const std::string& sou
   NIBBLE_ASSIGN_OR_RETURN(m.num_heads, r.get_positive("num_attention_heads"));
   NIBBLE_ASSIGN_OR_RETURN(m.num_kv_heads, r.get_int_or("num_key_value_heads", m.num_heads));
   if (m.num_kv_heads <= 0) return base::invalid_argument(source + ": field 'num_key_value_heads' must be > 0");
+  if (m.num_layers > kMaxLayers) {
+    return base::invalid_argument(source + ": field 'num_hidden_layers' = " + std::to_string(m.num_layers) + " is out of range");
+  }
   NIBBLE_ASSIGN_OR_RETURN(m.head_dim, r.get_int_or("head_dim", m.hidden_size / m.num_heads));
-  if (m.head_dim <= 0) return base::invalid_argument(source + ": field 'head_dim' must be > 0");
+  if (m.head_dim <= 0) {
+    return base::invalid_argument(source + ": field 'head_dim' (or hidden_size / num_attention_heads) must be > 0");
+  }
   NIBBLE_ASSIGN_OR_RETURN(m.max_position_embeddings, r.get_int_or("max_position_embeddings", 0));
   m.tie_word_embeddings = r.get_bool_or("tie_word_embeddings", false);
   m.attention_bias = r.get_bool_or("attention_bias", false);
@@ -314,6 +347,7 @@ Result<ModelShape> parse_model_config(const json& config, const std::string& sou
   if (r.has("quantization_config")) {
     NIBBLE_ASSIGN_OR_RETURN(m.quant, parse_quant_config(r.at("quantization_config"), source));
   }
+  NIBBLE_TRY(check_plausible(m, source));
   return m;
 }
 

@@ -151,3 +151,32 @@ TEST(ModelConfig, ErrorsNameTheField) {
 
 }  // namespace
 }  // namespace nibble::plan
+
+namespace nibble::plan {
+namespace {
+
+TEST(ModelConfig, RejectsImplausibleShapes) {
+  using nlohmann::json;
+  const json base = {{"model_type", "qwen3_moe"}, {"vocab_size", 100}, {"hidden_size", 64}, {"num_hidden_layers", 2},
+                     {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16}, {"num_experts", 4},
+                     {"num_experts_per_tok", 2}, {"moe_intermediate_size", 32}};
+  ASSERT_TRUE(parse_model_config(base, "x").ok());
+  json too_many_k = base;
+  too_many_k["num_experts_per_tok"] = 5;
+  EXPECT_FALSE(parse_model_config(too_many_k, "x").ok());
+  json deep = base;
+  deep["num_hidden_layers"] = 100000;
+  EXPECT_FALSE(parse_model_config(deep, "x").ok());
+  json huge = base;
+  huge["hidden_size"] = 1 << 24;
+  huge["vocab_size"] = 1 << 24;
+  huge["moe_intermediate_size"] = 1 << 24;
+  EXPECT_FALSE(parse_model_config(huge, "x").ok());
+  json wide_kv = base;
+  wide_kv["num_key_value_heads"] = 1 << 20;
+  wide_kv["num_hidden_layers"] = 1000;
+  EXPECT_FALSE(parse_model_config(wide_kv, "x").ok());
+}
+
+}  // namespace
+}  // namespace nibble::plan
