@@ -113,7 +113,7 @@ TEST_P(PlanGolden, WeightBytesEqualTheTensorListSum) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, PlanGolden,
-                         ::testing::Values("tiny-qwen3", "tiny-qwen3-tied", "tiny-qwen3-moe", "tiny-gpt-oss",
+                         ::testing::Values("tiny-qwen3", "tiny-qwen3-tied", "tiny-qwen3-moe", "tiny-gpt-oss", "qwen3-0.6b",
                                            "qwen3-32b", "qwen3-30b-a3b", "llama-3.3-70b", "gpt-oss-120b",
                                            "gpt-oss-20b", "deepseek-v3"),
                          [](const auto& param_info) {

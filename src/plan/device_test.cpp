@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "base/thread_pool.h"
 #include "plan/probe.h"
 
@@ -66,6 +68,28 @@ TEST(Devices, CustomStrings) {
                           "custom:mem=-1GB,bw=1TB/s,bf16=1T", "custom:mem=1GB,bw=1TB/s,bf16=nan"}) {
     EXPECT_FALSE(resolve_device(bad, "").ok()) << bad;
   }
+}
+
+TEST(Devices, ReadsAnotherCatalogFile) {
+  const std::string path = ::testing::TempDir() + "plan_devices_test.json";
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs(R"({"kinds": {"cpu": {
+      "decode_efficiency": {"value": 0.5, "source": "t"}, "prefill_efficiency": {"value": 0.5, "source": "t"},
+      "memory_margin_fraction": {"value": 0.1, "source": "t"}, "runtime_overhead_bytes": {"value": 1, "source": "t"},
+      "link_latency_s": {"value": 0, "source": "t"}}},
+    "devices": [{"name": "box", "kind": "cpu", "memory_bytes": {"value": 8e9, "source": "spec"},
+      "usable_memory_bytes": {"value": 7e9, "source": "spec"}, "bandwidth_bytes_per_s": {"value": 5e10, "source": "spec"},
+      "peak_flops": {"bf16": {"value": 1e12, "source": "spec", "derived": true}}}]})",
+             f);
+  std::fclose(f);
+  auto d = resolve_device("box", path);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_DOUBLE_EQ(d->usable_memory_bytes, 7e9);
+  EXPECT_DOUBLE_EQ(d->decode_efficiency, 0.5);
+  EXPECT_EQ(d->sources.at("peak_bf16_flops"), "[derived] spec");
+  EXPECT_FALSE(resolve_device("dgx-spark", path).ok());
+  EXPECT_FALSE(resolve_device("box", path + ".missing").ok());
 }
 
 TEST(Devices, RejectsMalformedCatalogs) {
