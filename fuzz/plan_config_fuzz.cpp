@@ -2,17 +2,16 @@
 // either an error Status or an estimate, never a crash.
 #include <cstddef>
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "plan/estimate.h"
 #include "plan/model_shape.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace nibble::plan;
-  const nlohmann::json config =
-      nlohmann::json::parse(std::string(reinterpret_cast<const char*>(data), size), nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json config = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(data), size),
+                                                      nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) return 0;
   auto shape = parse_model_config(config, "fuzz.json");
   if (!shape.ok()) return 0;

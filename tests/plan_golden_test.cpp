@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "plan/estimate.h"
 #include "plan/model_shape.h"
@@ -31,16 +30,18 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Bytes of an [out, in] Linear weight stored in a format, per formats.md.
 int64_t linear_bytes(const std::string& format, int64_t out, int64_t in) {
   const int64_t n = out * in;
   if (format == "bf16") return 2 * n;
-  if (format == "fp8") return n + 4 + 4;                                     // §4.1 weight_scale, input_scale
+  if (format == "fp8") return n + 4 + 4;  // §4.1 weight_scale, input_scale
   if (format == "fp8-block") return n + 4 * ceil_div(out, 128) * ceil_div(in, 128);  // §4.2 weight_scale_inv
-  if (format == "nvfp4") return n / 2 + out * ceil_div(in, 16) + 4 + 4;      // §2.4 U8, E4M3, two F32 scalars
-  if (format == "mxfp4") return n / 2 + out * ceil_div(in, 32);              // §3.3 blocks, E8M0 scales
+  if (format == "nvfp4") return n / 2 + out * ceil_div(in, 16) + 4 + 4;  // §2.4 U8, E4M3, two F32 scalars
+  if (format == "mxfp4") return n / 2 + out * ceil_div(in, 32);          // §3.3 blocks, E8M0 scales
   ADD_FAILURE() << "format " << format;
   return 0;
 }
@@ -55,9 +56,11 @@ int64_t expected_bytes(const std::string& model, const json& tensors, const std:
     const int64_t count = t["count"];
     int64_t elems = 1;
     for (int64_t d : shape) elems *= d;
-    const bool fused_experts = ends_with(name, "experts.gate_up_proj") || ends_with(name, "experts.down_proj");
-    const bool linear = (ends_with(name, "_proj.weight") || ends_with(name, "_proj_with_mqa.weight") || fused_experts) &&
-                        name != "lm_head.weight";
+    const bool fused_experts =
+        ends_with(name, "experts.gate_up_proj") || ends_with(name, "experts.down_proj");
+    const bool linear =
+        (ends_with(name, "_proj.weight") || ends_with(name, "_proj_with_mqa.weight") || fused_experts) &&
+        name != "lm_head.weight";
     std::string f = format;
     if (format == "as-is") {
       if (gpt_oss) {
@@ -113,9 +116,9 @@ TEST_P(PlanGolden, WeightBytesEqualTheTensorListSum) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, PlanGolden,
-                         ::testing::Values("tiny-qwen3", "tiny-qwen3-tied", "tiny-qwen3-moe", "tiny-gpt-oss", "qwen3-0.6b",
-                                           "qwen3-32b", "qwen3-30b-a3b", "llama-3.3-70b", "gpt-oss-120b",
-                                           "gpt-oss-20b", "deepseek-v3"),
+                         ::testing::Values("tiny-qwen3", "tiny-qwen3-tied", "tiny-qwen3-moe", "tiny-gpt-oss",
+                                           "qwen3-0.6b", "qwen3-32b", "qwen3-30b-a3b", "llama-3.3-70b",
+                                           "gpt-oss-120b", "gpt-oss-20b", "deepseek-v3"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n) c = (c == '-' || c == '.') ? '_' : c;

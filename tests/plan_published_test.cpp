@@ -58,8 +58,10 @@ TEST(PlanPublished, GptOss120bDecodeOnSpark) {
 TEST(PlanPublished, Qwen3_32bWeightsPerFormat) {
   // devices.md: ≈ 65.5 GB BF16, ≈ 34 GB FP8, ≈ 19 GB NVFP4. NVFP4 here is 20.7 GB = 19.25 GiB
   // (block scales add 1/16 byte per weight; embeddings and lm_head stay BF16), hence 10 %.
-  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kBf16, 4096).weight_bytes / 1e9, 65.5, 0.01, "bf16");
-  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kFp8, 4096).weight_bytes / 1e9, 34.0, 0.03, "fp8");
+  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kBf16, 4096).weight_bytes / 1e9, 65.5, 0.01,
+                "bf16");
+  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kFp8, 4096).weight_bytes / 1e9, 34.0, 0.03,
+                "fp8");
   const Estimate nvfp4 = plan("qwen3-32b", "dgx-spark", FormatChoice::kNvfp4, 4096);
   expect_within(nvfp4.weight_bytes / 1e9, 19.0, 0.10, "nvfp4 GB");
   expect_within(nvfp4.weight_bytes / kGiB, 19.0, 0.03, "nvfp4 GiB");
@@ -116,10 +118,11 @@ TEST(PlanPublished, Llama70bNvfp4RooflineMatchesThePublishedRoofline) {
 
 TEST(PlanPublished, Qwen3DecodeOnSpark) {
   // lyb.re (vLLM): Qwen3-32B BF16 3.7 tok/s; Qwen3-30B-A3B FP8 51-54 tok/s.
-  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kBf16, 2048).speed.decode_tok_s_per_stream, 3.7, 0.30,
-                "Qwen3-32B BF16");
-  expect_within(plan("qwen3-30b-a3b", "dgx-spark", FormatChoice::kFp8Block, 2048).speed.decode_tok_s_per_stream, 54.0,
-                0.30, "Qwen3-30B-A3B FP8");
+  expect_within(plan("qwen3-32b", "dgx-spark", FormatChoice::kBf16, 2048).speed.decode_tok_s_per_stream, 3.7,
+                0.30, "Qwen3-32B BF16");
+  expect_within(
+      plan("qwen3-30b-a3b", "dgx-spark", FormatChoice::kFp8Block, 2048).speed.decode_tok_s_per_stream, 54.0,
+      0.30, "Qwen3-30B-A3B FP8");
 }
 
 }  // namespace

@@ -73,15 +73,18 @@ int run_plan(const PlanFlags& f) {
 
 void add_plan(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<PlanFlags>();
-  CLI::App* cmd = app.add_subcommand("plan", "Predict whether a model fits on a device, with how much context, and how fast");
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Predict whether a model fits on a device, with how much context, and how fast");
   cmd->add_option("model", flags->model, "MODEL_DIR or config.json")->required();
   cmd->add_option("--device", flags->device,
                   "dgx-spark, rtx-5090, rtx-pro-6000, h200, m4-max, ryzen-ai-max-395, this-cpu, or "
                   "custom:mem=128GB,bw=273GB/s,fp4=500T,fp8=188T,bf16=86T[,link=25GB/s,kind=gpu-unified]")
       ->required();
-  cmd->add_option("--devices", flags->devices_file, "device profile file replacing the built-in data/devices.json");
+  cmd->add_option("--devices", flags->devices_file,
+                  "device profile file replacing the built-in data/devices.json");
   cmd->add_option("--format", flags->format, "bf16, fp8, fp8-block, nvfp4, mxfp4 or as-is (default)");
-  cmd->add_option("--kv-dtype", flags->kv_dtype, "bf16 or fp8 (default: the checkpoint's KV scheme, else bf16)");
+  cmd->add_option("--kv-dtype", flags->kv_dtype,
+                  "bf16 or fp8 (default: the checkpoint's KV scheme, else bf16)");
   cmd->add_option("--context", flags->context, "tokens per sequence (default 4096)");
   cmd->add_option("--concurrency", flags->concurrency, "sequences decoded together (default 1)");
   cmd->add_option("--nodes", flags->nodes, "devices linked together (default 1)");

@@ -2,9 +2,8 @@
 
 #include <cctype>
 #include <cmath>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/file_util.h"
 #include "base/thread_pool.h"
@@ -26,7 +25,8 @@ Result<DeviceKind> parse_kind(const std::string& text, const std::string& where)
   if (text == "gpu-discrete") return DeviceKind::kGpuDiscrete;
   if (text == "apple") return DeviceKind::kApple;
   if (text == "cpu") return DeviceKind::kCpu;
-  return base::invalid_argument(where + ": kind '" + text + "' is not gpu-unified, gpu-discrete, apple or cpu");
+  return base::invalid_argument(where + ": kind '" + text +
+                                "' is not gpu-unified, gpu-discrete, apple or cpu");
 }
 
 // Reads {"value": x, "source": "...", "derived": bool}; records the source under `field`.
@@ -42,7 +42,8 @@ Result<double> read_number(const json& obj, const char* key, const std::string& 
     return base::invalid_argument(where + ": field '" + key + "' needs a numeric 'value' and a 'source'");
   }
   const double value = v["value"].get<double>();
-  if (!(value >= 0) || !std::isfinite(value)) return base::invalid_argument(where + ": field '" + key + "' is negative");
+  if (!(value >= 0) || !std::isfinite(value))
+    return base::invalid_argument(where + ": field '" + key + "' is negative");
   const bool derived = v.contains("derived") && v["derived"].is_boolean() && v["derived"].get<bool>();
   (*sources)[field] = (derived ? "[derived] " : "") + v["source"].get<std::string>();
   return value;
@@ -51,13 +52,18 @@ Result<double> read_number(const json& obj, const char* key, const std::string& 
 Result<KindConstants> parse_kind_constants(const json& obj, const std::string& where) {
   KindConstants k;
   if (!obj.is_object()) return base::invalid_argument(where + ": not an object");
-  NIBBLE_ASSIGN_OR_RETURN(k.decode_efficiency, read_number(obj, "decode_efficiency", where, true, "decode_efficiency", &k.sources));
-  NIBBLE_ASSIGN_OR_RETURN(k.prefill_efficiency, read_number(obj, "prefill_efficiency", where, true, "prefill_efficiency", &k.sources));
-  NIBBLE_ASSIGN_OR_RETURN(k.memory_margin_fraction, read_number(obj, "memory_margin_fraction", where, true, "memory_margin_fraction", &k.sources));
-  NIBBLE_ASSIGN_OR_RETURN(k.runtime_overhead_bytes, read_number(obj, "runtime_overhead_bytes", where, true, "runtime_overhead_bytes", &k.sources));
-  NIBBLE_ASSIGN_OR_RETURN(k.link_latency_s, read_number(obj, "link_latency_s", where, true, "link_latency_s", &k.sources));
-  if (k.decode_efficiency <= 0 || k.decode_efficiency > 1 || k.prefill_efficiency <= 0 || k.prefill_efficiency > 1 ||
-      k.memory_margin_fraction >= 1) {
+  NIBBLE_ASSIGN_OR_RETURN(k.decode_efficiency, read_number(obj, "decode_efficiency", where, true,
+                                                           "decode_efficiency", &k.sources));
+  NIBBLE_ASSIGN_OR_RETURN(k.prefill_efficiency, read_number(obj, "prefill_efficiency", where, true,
+                                                            "prefill_efficiency", &k.sources));
+  NIBBLE_ASSIGN_OR_RETURN(k.memory_margin_fraction, read_number(obj, "memory_margin_fraction", where, true,
+                                                                "memory_margin_fraction", &k.sources));
+  NIBBLE_ASSIGN_OR_RETURN(k.runtime_overhead_bytes, read_number(obj, "runtime_overhead_bytes", where, true,
+                                                                "runtime_overhead_bytes", &k.sources));
+  NIBBLE_ASSIGN_OR_RETURN(k.link_latency_s,
+                          read_number(obj, "link_latency_s", where, true, "link_latency_s", &k.sources));
+  if (k.decode_efficiency <= 0 || k.decode_efficiency > 1 || k.prefill_efficiency <= 0 ||
+      k.prefill_efficiency > 1 || k.memory_margin_fraction >= 1) {
     return base::invalid_argument(where + ": efficiencies must be in (0, 1] and the margin below 1");
   }
   return k;
@@ -98,7 +104,8 @@ Result<double> parse_quantity(const std::string& key, const std::string& text, c
     if (u.empty() || u == "t" || u == "tf" || u == "tflops") return number * 1e12;
     if (u == "p" || u == "pf" || u == "pflops") return number * 1e15;
     if (u == "g" || u == "gf" || u == "gflops") return number * 1e9;
-    return base::invalid_argument("--device custom: unit of '" + key + "=" + text + "' is not T, P or G (FLOPS)");
+    return base::invalid_argument("--device custom: unit of '" + key + "=" + text +
+                                  "' is not T, P or G (FLOPS)");
   }
   // Bits (lower-case b) before bytes.
   if (unit == "Gb") return number * 1e9 / 8;
@@ -114,17 +121,22 @@ Result<double> parse_quantity(const std::string& key, const std::string& text, c
   if (u == "mib") return number * 1048576.0;
   if (u == "gib") return number * 1073741824.0;
   if (u == "tib") return number * 1099511627776.0;
-  return base::invalid_argument("--device custom: unit of '" + key + "=" + text + "' is not a byte unit (GB, GiB, ...)");
+  return base::invalid_argument("--device custom: unit of '" + key + "=" + text +
+                                "' is not a byte unit (GB, GiB, ...)");
 }
 
 }  // namespace
 
 const char* device_kind_name(DeviceKind kind) {
   switch (kind) {
-    case DeviceKind::kGpuUnified: return "gpu-unified";
-    case DeviceKind::kGpuDiscrete: return "gpu-discrete";
-    case DeviceKind::kApple: return "apple";
-    case DeviceKind::kCpu: return "cpu";
+    case DeviceKind::kGpuUnified:
+      return "gpu-unified";
+    case DeviceKind::kGpuDiscrete:
+      return "gpu-discrete";
+    case DeviceKind::kApple:
+      return "apple";
+    case DeviceKind::kCpu:
+      return "cpu";
   }
   return "?";
 }
@@ -146,7 +158,8 @@ double DeviceProfile::peak_flops(ComputeClass compute) const {
 Result<DeviceCatalog> parse_devices_json(const std::string& text, const std::string& source) {
   const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return base::corrupt(source + ": not valid JSON");
-  if (!doc.contains("kinds") || !doc["kinds"].is_object() || !doc.contains("devices") || !doc["devices"].is_array()) {
+  if (!doc.contains("kinds") || !doc["kinds"].is_object() || !doc.contains("devices") ||
+      !doc["devices"].is_array()) {
     return base::invalid_argument(source + ": needs a 'kinds' object and a 'devices' list");
   }
   DeviceCatalog catalog;
@@ -163,23 +176,32 @@ Result<DeviceCatalog> parse_devices_json(const std::string& text, const std::str
     DeviceProfile d;
     d.name = obj["name"].get<std::string>();
     d.display_name = obj.contains("display_name") && obj["display_name"].is_string()
-                         ? obj["display_name"].get<std::string>() : d.name;
+                         ? obj["display_name"].get<std::string>()
+                         : d.name;
     const std::string where = source + ": device '" + d.name + "'";
     NIBBLE_ASSIGN_OR_RETURN(d.kind, parse_kind(obj["kind"].get<std::string>(), where));
     auto kind_it = catalog.kinds.find(d.kind);
-    if (kind_it == catalog.kinds.end()) return base::invalid_argument(where + ": its kind has no constants in 'kinds'");
+    if (kind_it == catalog.kinds.end())
+      return base::invalid_argument(where + ": its kind has no constants in 'kinds'");
     apply_kind(kind_it->second, &d);
-    NIBBLE_ASSIGN_OR_RETURN(d.memory_bytes, read_number(obj, "memory_bytes", where, true, "memory_bytes", &d.sources));
-    NIBBLE_ASSIGN_OR_RETURN(d.usable_memory_bytes, read_number(obj, "usable_memory_bytes", where, true, "usable_memory_bytes", &d.sources));
-    NIBBLE_ASSIGN_OR_RETURN(d.bandwidth_bytes_per_s, read_number(obj, "bandwidth_bytes_per_s", where, true, "bandwidth_bytes_per_s", &d.sources));
-    NIBBLE_ASSIGN_OR_RETURN(d.link_bytes_per_s, read_number(obj, "link_bytes_per_s", where, false, "link_bytes_per_s", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.memory_bytes,
+                            read_number(obj, "memory_bytes", where, true, "memory_bytes", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.usable_memory_bytes, read_number(obj, "usable_memory_bytes", where, true,
+                                                               "usable_memory_bytes", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.bandwidth_bytes_per_s, read_number(obj, "bandwidth_bytes_per_s", where, true,
+                                                                 "bandwidth_bytes_per_s", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.link_bytes_per_s, read_number(obj, "link_bytes_per_s", where, false,
+                                                            "link_bytes_per_s", &d.sources));
     if (!obj.contains("peak_flops") || !obj["peak_flops"].is_object()) {
       return base::invalid_argument(where + ": field 'peak_flops' is missing");
     }
     const json& peaks = obj["peak_flops"];
-    NIBBLE_ASSIGN_OR_RETURN(d.peak_fp4_flops, read_number(peaks, "fp4", where + ".peak_flops", false, "peak_fp4_flops", &d.sources));
-    NIBBLE_ASSIGN_OR_RETURN(d.peak_fp8_flops, read_number(peaks, "fp8", where + ".peak_flops", false, "peak_fp8_flops", &d.sources));
-    NIBBLE_ASSIGN_OR_RETURN(d.peak_bf16_flops, read_number(peaks, "bf16", where + ".peak_flops", true, "peak_bf16_flops", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.peak_fp4_flops, read_number(peaks, "fp4", where + ".peak_flops", false,
+                                                          "peak_fp4_flops", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.peak_fp8_flops, read_number(peaks, "fp8", where + ".peak_flops", false,
+                                                          "peak_fp8_flops", &d.sources));
+    NIBBLE_ASSIGN_OR_RETURN(d.peak_bf16_flops, read_number(peaks, "bf16", where + ".peak_flops", true,
+                                                           "peak_bf16_flops", &d.sources));
     if (d.usable_memory_bytes <= 0 || d.bandwidth_bytes_per_s <= 0 || d.peak_bf16_flops <= 0) {
       return base::invalid_argument(where + ": usable memory, bandwidth and bf16 peak must be > 0");
     }
@@ -188,11 +210,14 @@ Result<DeviceCatalog> parse_devices_json(const std::string& text, const std::str
   return catalog;
 }
 
-Result<DeviceCatalog> builtin_catalog() { return parse_devices_json(kBuiltinDevicesJson, "data/devices.json"); }
+Result<DeviceCatalog> builtin_catalog() {
+  return parse_devices_json(kBuiltinDevicesJson, "data/devices.json");
+}
 
 Result<DeviceProfile> parse_custom_device(const std::string& spec, const DeviceCatalog& catalog) {
   const std::string prefix = "custom:";
-  if (spec.rfind(prefix, 0) != 0) return base::invalid_argument("--device '" + spec + "' does not start with custom:");
+  if (spec.rfind(prefix, 0) != 0)
+    return base::invalid_argument("--device '" + spec + "' does not start with custom:");
   DeviceProfile d;
   d.name = "custom";
   d.display_name = spec;
@@ -204,7 +229,8 @@ Result<DeviceProfile> parse_custom_device(const std::string& spec, const DeviceC
   while (std::getline(items, item, ',')) {
     if (item.empty()) continue;
     const size_t eq = item.find('=');
-    if (eq == std::string::npos) return base::invalid_argument("--device custom: '" + item + "' is not key=value");
+    if (eq == std::string::npos)
+      return base::invalid_argument("--device custom: '" + item + "' is not key=value");
     const std::string key = item.substr(0, eq);
     const std::string value = item.substr(eq + 1);
     if (key == "mem") {
@@ -240,14 +266,17 @@ Result<DeviceProfile> parse_custom_device(const std::string& spec, const DeviceC
   if (!have_usable) d.usable_memory_bytes = d.memory_bytes;
   // Without a bf16 figure, assume the low-precision units are the only ones and run bf16 at a
   // quarter of FP4 (or half of FP8), as on current tensor cores.
-  if (d.peak_bf16_flops <= 0) d.peak_bf16_flops = d.peak_fp8_flops > 0 ? d.peak_fp8_flops / 2 : d.peak_fp4_flops / 4;
-  if (d.peak_bf16_flops <= 0) return base::invalid_argument("--device custom: give at least one of fp4=, fp8=, bf16=");
+  if (d.peak_bf16_flops <= 0)
+    d.peak_bf16_flops = d.peak_fp8_flops > 0 ? d.peak_fp8_flops / 2 : d.peak_fp4_flops / 4;
+  if (d.peak_bf16_flops <= 0)
+    return base::invalid_argument("--device custom: give at least one of fp4=, fp8=, bf16=");
   NIBBLE_ASSIGN_OR_RETURN(d.kind, parse_kind(kind_text, "--device custom"));
   auto kind_it = catalog.kinds.find(d.kind);
-  if (kind_it == catalog.kinds.end()) return base::invalid_argument("--device custom: no constants for kind " + kind_text);
+  if (kind_it == catalog.kinds.end())
+    return base::invalid_argument("--device custom: no constants for kind " + kind_text);
   apply_kind(kind_it->second, &d);
-  for (const char* field : {"memory_bytes", "usable_memory_bytes", "bandwidth_bytes_per_s", "link_bytes_per_s",
-                            "peak_fp4_flops", "peak_fp8_flops", "peak_bf16_flops"}) {
+  for (const char* field : {"memory_bytes", "usable_memory_bytes", "bandwidth_bytes_per_s",
+                            "link_bytes_per_s", "peak_fp4_flops", "peak_fp8_flops", "peak_bf16_flops"}) {
     d.sources[field] = from;
   }
   return d;
@@ -258,7 +287,8 @@ Result<DeviceProfile> measure_this_cpu(const DeviceCatalog& catalog) {
   d.name = "this-cpu";
   d.kind = DeviceKind::kCpu;
   auto kind_it = catalog.kinds.find(DeviceKind::kCpu);
-  if (kind_it == catalog.kinds.end()) return base::invalid_argument("device catalog: no constants for kind cpu");
+  if (kind_it == catalog.kinds.end())
+    return base::invalid_argument("device catalog: no constants for kind cpu");
   apply_kind(kind_it->second, &d);
   NIBBLE_ASSIGN_OR_RETURN(probe::MemoryInfo mem, probe::read_meminfo());
   d.memory_bytes = static_cast<double>(mem.total_bytes);
@@ -268,16 +298,18 @@ Result<DeviceProfile> measure_this_cpu(const DeviceCatalog& catalog) {
   base::ThreadPool pool(base::available_cpus());
   NIBBLE_ASSIGN_OR_RETURN(probe::BandwidthResult bw, probe::measure_read_bandwidth(pool));
   d.bandwidth_bytes_per_s = bw.bytes_per_s;
-  d.sources["bandwidth_bytes_per_s"] = "measured: streaming read of " + std::to_string(bw.buffer_bytes >> 20) +
-                                       " MiB with " + std::to_string(bw.num_threads) + " threads, best of " +
-                                       std::to_string(bw.num_passes) + " passes";
+  d.sources["bandwidth_bytes_per_s"] =
+      "measured: streaming read of " + std::to_string(bw.buffer_bytes >> 20) + " MiB with " +
+      std::to_string(bw.num_threads) + " threads, best of " + std::to_string(bw.num_passes) + " passes";
   const probe::FlopsResult flops = probe::measure_fma_peak(pool);
   // The CPU kernels dequantize every format to FP32, so one FP32 peak serves all of them.
   d.peak_bf16_flops = flops.flops_per_s;
   d.sources["peak_bf16_flops"] = "measured: FP32 FMA chains (" + flops.isa + ") on " +
-                                 std::to_string(flops.num_threads) + " threads; all formats run at this rate on CPU";
+                                 std::to_string(flops.num_threads) +
+                                 " threads; all formats run at this rate on CPU";
   d.display_name = "this CPU (" + std::to_string(bw.num_threads) + " threads, " + flops.isa + ")";
-  if (d.bandwidth_bytes_per_s <= 0 || d.peak_bf16_flops <= 0) return base::internal_error("this-cpu: a probe measured nothing");
+  if (d.bandwidth_bytes_per_s <= 0 || d.peak_bf16_flops <= 0)
+    return base::internal_error("this-cpu: a probe measured nothing");
   return d;
 }
 
@@ -296,7 +328,8 @@ Result<DeviceProfile> resolve_device(const std::string& spec, const std::string&
     if (d.name == spec) return d;
     names += (names.empty() ? "" : ", ") + d.name;
   }
-  return base::not_found("--device '" + spec + "' is not a known device (" + names + ", this-cpu, custom:...)");
+  return base::not_found("--device '" + spec + "' is not a known device (" + names +
+                         ", this-cpu, custom:...)");
 }
 
 }  // namespace nibble::plan

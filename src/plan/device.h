@@ -16,21 +16,21 @@ enum class DeviceKind { kGpuUnified, kGpuDiscrete, kApple, kCpu };
 const char* device_kind_name(DeviceKind kind);
 
 struct DeviceProfile {
-  std::string name;           // "dgx-spark"
-  std::string display_name;   // "NVIDIA DGX Spark (GB10)"
+  std::string name;          // "dgx-spark"
+  std::string display_name;  // "NVIDIA DGX Spark (GB10)"
   DeviceKind kind = DeviceKind::kGpuDiscrete;
-  double memory_bytes = 0;            // physical memory
-  double usable_memory_bytes = 0;     // what a runtime can allocate (before the safety margin)
-  double bandwidth_bytes_per_s = 0;   // peak memory bandwidth
-  double peak_fp4_flops = 0;          // dense; 0: no FP4 units
-  double peak_fp8_flops = 0;          // dense; 0: no FP8 units
-  double peak_bf16_flops = 0;         // dense
-  double link_bytes_per_s = 0;        // node-to-node link, per direction
-  double link_latency_s = 0;          // per small all-reduce
-  double decode_efficiency = 0;       // fraction of bandwidth a decode step reaches
-  double prefill_efficiency = 0;      // fraction of peak FLOPs a prefill reaches
-  double memory_margin_fraction = 0;  // of usable memory, kept free
-  double runtime_overhead_bytes = 0;  // context, workspaces, graphs
+  double memory_bytes = 0;                     // physical memory
+  double usable_memory_bytes = 0;              // what a runtime can allocate (before the safety margin)
+  double bandwidth_bytes_per_s = 0;            // peak memory bandwidth
+  double peak_fp4_flops = 0;                   // dense; 0: no FP4 units
+  double peak_fp8_flops = 0;                   // dense; 0: no FP8 units
+  double peak_bf16_flops = 0;                  // dense
+  double link_bytes_per_s = 0;                 // node-to-node link, per direction
+  double link_latency_s = 0;                   // per small all-reduce
+  double decode_efficiency = 0;                // fraction of bandwidth a decode step reaches
+  double prefill_efficiency = 0;               // fraction of peak FLOPs a prefill reaches
+  double memory_margin_fraction = 0;           // of usable memory, kept free
+  double runtime_overhead_bytes = 0;           // context, workspaces, graphs
   std::map<std::string, std::string> sources;  // field -> source (derived ones say so)
 
   // Peak for a format's matmuls: its own units if present, else the next wider ones (weights

@@ -17,8 +17,8 @@ TEST(Devices, BuiltinCatalogHasEveryTargetWithSources) {
   for (const char* name : {"dgx-spark", "rtx-5090", "rtx-pro-6000", "h200", "m4-max", "ryzen-ai-max-395"}) {
     auto d = resolve_device(name, "");
     ASSERT_TRUE(d.ok()) << name;
-    for (const char* field : {"memory_bytes", "usable_memory_bytes", "bandwidth_bytes_per_s", "peak_bf16_flops",
-                              "decode_efficiency", "prefill_efficiency"}) {
+    for (const char* field : {"memory_bytes", "usable_memory_bytes", "bandwidth_bytes_per_s",
+                              "peak_bf16_flops", "decode_efficiency", "prefill_efficiency"}) {
       EXPECT_FALSE(d->sources[field].empty()) << name << " " << field;
     }
   }
@@ -53,7 +53,8 @@ TEST(Devices, CustomStrings) {
   EXPECT_DOUBLE_EQ(d->peak_flops(ComputeClass::kFp8), 86e12);
   EXPECT_GT(d->decode_efficiency, 0);
 
-  auto e = resolve_device("custom:mem=96GiB,usable=90GiB,bw=1.8TB/s,fp8=1P,link=200Gb/s,kind=gpu-unified", "");
+  auto e =
+      resolve_device("custom:mem=96GiB,usable=90GiB,bw=1.8TB/s,fp8=1P,link=200Gb/s,kind=gpu-unified", "");
   ASSERT_TRUE(e.ok()) << e.status().message();
   EXPECT_DOUBLE_EQ(e->memory_bytes, 96.0 * 1073741824.0);
   EXPECT_DOUBLE_EQ(e->usable_memory_bytes, 90.0 * 1073741824.0);
@@ -94,7 +95,8 @@ TEST(Devices, ReadsAnotherCatalogFile) {
 
 TEST(Devices, RejectsMalformedCatalogs) {
   EXPECT_FALSE(parse_devices_json("{", "f").ok());
-  EXPECT_FALSE(parse_devices_json("{\"kinds\": {}, \"devices\": [{\"name\": \"x\", \"kind\": \"cpu\"}]}", "f").ok());
+  EXPECT_FALSE(
+      parse_devices_json("{\"kinds\": {}, \"devices\": [{\"name\": \"x\", \"kind\": \"cpu\"}]}", "f").ok());
   EXPECT_FALSE(parse_devices_json("[]", "f").ok());
 }
 

@@ -15,20 +15,24 @@ constexpr int kMaxNodes = 64;
 constexpr int64_t kMaxContext = int64_t{1} << 31;
 constexpr int64_t kMaxPrefillChunks = 1 << 20;
 
-int class_idx(ComputeClass c) { return static_cast<int>(c); }
+int class_idx(ComputeClass c) {
+  return static_cast<int>(c);
+}
 
 // Byte counts computed in double (products of user-given sizes), clamped into int64.
-int64_t clamp_bytes(double bytes) { return static_cast<int64_t>(std::ceil(std::min(bytes, 4e18))); }
+int64_t clamp_bytes(double bytes) {
+  return static_cast<int64_t>(std::ceil(std::min(bytes, 4e18)));
+}
 
 // Everything the speed model needs from the placed tensors.
 struct Costs {
-  double static_bytes = 0;      // read every step: non-routed tensors, lm_head (or tied table)
-  double routed_bytes = 0;      // all routed experts of all layers
-  double embed_row_bytes = 0;   // one embedding row, read per token (0 when tied)
-  std::array<double, kNumClasses> static_flops{};  // per token, non-routed Linears (no lm_head)
-  std::array<double, kNumClasses> routed_flops{};  // per token if every expert ran
-  std::array<double, kNumClasses> lm_head_flops{}; // per token that needs logits
-  double active_fraction = 1;   // k / E
+  double static_bytes = 0;     // read every step: non-routed tensors, lm_head (or tied table)
+  double routed_bytes = 0;     // all routed experts of all layers
+  double embed_row_bytes = 0;  // one embedding row, read per token (0 when tied)
+  std::array<double, kNumClasses> static_flops{};   // per token, non-routed Linears (no lm_head)
+  std::array<double, kNumClasses> routed_flops{};   // per token if every expert ran
+  std::array<double, kNumClasses> lm_head_flops{};  // per token that needs logits
+  double active_fraction = 1;                       // k / E
   int64_t num_experts = 0;
   int64_t top_k = 0;
 };
@@ -67,7 +71,8 @@ double attention_flops(const ModelShape& m, int64_t first, int64_t last, bool de
   } else {
     per_key = 4.0 * m.num_heads * m.head_dim;
   }
-  const int64_t num_sliding = m.sliding_window > 0 ? std::count(m.layer_is_sliding.begin(), m.layer_is_sliding.end(), true) : 0;
+  const int64_t num_sliding =
+      m.sliding_window > 0 ? std::count(m.layer_is_sliding.begin(), m.layer_is_sliding.end(), true) : 0;
   const int64_t num_full = m.num_layers - num_sliding;
   return per_key * (static_cast<double>(num_full) * attended_keys(first, last, 0) +
                     static_cast<double>(num_sliding) * attended_keys(first, last, m.sliding_window));
@@ -80,7 +85,8 @@ int64_t activation_bytes(const ModelShape& m, int64_t step_tokens, int64_t num_s
   if (m.mla) {
     const MlaShape& a = *m.mla;
     attn = a.q_lora_rank + m.num_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim) + a.kv_lora_rank +
-           a.qk_rope_head_dim + m.num_heads * (a.qk_nope_head_dim + a.v_head_dim) + m.num_heads * a.v_head_dim;
+           a.qk_rope_head_dim + m.num_heads * (a.qk_nope_head_dim + a.v_head_dim) +
+           m.num_heads * a.v_head_dim;
   } else {
     attn = (m.num_heads + 2 * m.num_kv_heads) * m.head_dim + m.num_heads * m.head_dim;
   }
@@ -90,7 +96,8 @@ int64_t activation_bytes(const ModelShape& m, int64_t step_tokens, int64_t num_s
   const int64_t per_token = 2 * h + attn + mlp;
   const int64_t tile = m.num_heads * kAttentionTileKeys;
   const double bytes = (static_cast<double>(step_tokens) * static_cast<double>(per_token + tile) +
-                        static_cast<double>(num_seqs) * static_cast<double>(m.vocab_size)) * kActivationBytes;
+                        static_cast<double>(num_seqs) * static_cast<double>(m.vocab_size)) *
+                       kActivationBytes;
   return clamp_bytes(bytes);
 }
 
@@ -115,14 +122,15 @@ MemoryPlan plan_memory(const Model& model, const DeviceProfile& d, const PlanOpt
   p.margin_bytes = d.usable_memory_bytes * d.memory_margin_fraction;
   p.budget_bytes = p.usable_bytes - p.margin_bytes;
   p.weight_bytes = (model.weight_bytes + lay.nodes - 1) / lay.nodes;
-  const double kv = static_cast<double>(model.kv.bytes_per_sequence(context)) * static_cast<double>(concurrency) *
-                    node_kv_fraction(m, lay);
+  const double kv = static_cast<double>(model.kv.bytes_per_sequence(context)) *
+                    static_cast<double>(concurrency) * node_kv_fraction(m, lay);
   p.kv_bytes = clamp_bytes(kv);
   const int64_t step_tokens = std::min(std::max(o.prefill_chunk_tokens, concurrency), concurrency * context);
   p.activation_bytes = activation_bytes(m, step_tokens, concurrency);
   p.overhead_bytes = static_cast<int64_t>(d.runtime_overhead_bytes);
-  p.free_bytes = p.budget_bytes - (static_cast<double>(p.weight_bytes) + static_cast<double>(p.kv_bytes) +
-                                   static_cast<double>(p.activation_bytes) + static_cast<double>(p.overhead_bytes));
+  p.free_bytes =
+      p.budget_bytes - (static_cast<double>(p.weight_bytes) + static_cast<double>(p.kv_bytes) +
+                        static_cast<double>(p.activation_bytes) + static_cast<double>(p.overhead_bytes));
   p.fits = p.free_bytes >= 0;
   return p;
 }
@@ -138,7 +146,8 @@ double step_time(const StepCost& c, const DeviceProfile& d, bool* compute_bound)
   double t_compute = 0;
   for (int k = 0; k < kNumClasses; ++k) {
     if (c.flops[static_cast<size_t>(k)] > 0) {
-      t_compute += c.flops[static_cast<size_t>(k)] / (d.peak_flops(static_cast<ComputeClass>(k)) * d.prefill_efficiency);
+      t_compute += c.flops[static_cast<size_t>(k)] /
+                   (d.peak_flops(static_cast<ComputeClass>(k)) * d.prefill_efficiency);
     }
   }
   if (compute_bound) *compute_bound = t_compute > t_mem;
@@ -171,7 +180,8 @@ StepCost prefill_cost(const Model& model, int64_t first, int64_t last, bool fina
   for (int k = 0; k < kNumClasses; ++k) {
     const size_t i = static_cast<size_t>(k);
     s.flops[i] = (n * (c.static_flops[i] + c.routed_flops[i] * c.active_fraction) +
-                  (final_chunk ? c.lm_head_flops[i] : 0)) / share;
+                  (final_chunk ? c.lm_head_flops[i] : 0)) /
+                 share;
   }
   const size_t bf16 = static_cast<size_t>(class_idx(ComputeClass::kBf16));
   s.flops[bf16] += attention_flops(model.shape, first, last, /*decode=*/false) / share;
@@ -194,7 +204,8 @@ SpeedPlan plan_speed(const Model& model, const DeviceProfile& d, const PlanOptio
   if (lay.tensor_parallel) {
     const StepCost c = decode_cost(model, batch, context, k, node_kv_fraction(m, lay));
     const double t = step_time(c, d, &s.decode_compute_bound);
-    s.comm_s_per_step = 2.0 * static_cast<double>(m.num_layers) * all_reduce_s(d, k, static_cast<double>(batch) * act_bytes_per_token);
+    s.comm_s_per_step = 2.0 * static_cast<double>(m.num_layers) *
+                        all_reduce_s(d, k, static_cast<double>(batch) * act_bytes_per_token);
     s.decode_step_s = t + s.comm_s_per_step;
     s.decode_bytes_per_step = c.bytes;
     for (double f : c.flops) s.decode_flops_per_step += f;
@@ -204,7 +215,8 @@ SpeedPlan plan_speed(const Model& model, const DeviceProfile& d, const PlanOptio
     const int64_t micro_batch = (batch + micro - 1) / micro;
     const StepCost c = decode_cost(model, micro_batch, context, k, 1.0 / k);
     const double t_stage = step_time(c, d, &s.decode_compute_bound);
-    const double hop = d.link_latency_s + static_cast<double>(micro_batch) * act_bytes_per_token / d.link_bytes_per_s;
+    const double hop =
+        d.link_latency_s + static_cast<double>(micro_batch) * act_bytes_per_token / d.link_bytes_per_s;
     s.comm_s_per_step = (k - 1) * hop;
     s.decode_step_s = std::max<double>(k, static_cast<double>(micro)) * t_stage + s.comm_s_per_step;
     s.decode_bytes_per_step = c.bytes;
@@ -235,7 +247,8 @@ SpeedPlan plan_speed(const Model& model, const DeviceProfile& d, const PlanOptio
   }
   if (!lay.tensor_parallel && k > 1) {
     // Chunks flow through the stages: (chunks + K − 1) stage times plus K − 1 hops.
-    const double hop = d.link_latency_s + static_cast<double>(chunk) * act_bytes_per_token / d.link_bytes_per_s;
+    const double hop =
+        d.link_latency_s + static_cast<double>(chunk) * act_bytes_per_token / d.link_bytes_per_s;
     total = total + (k - 1) * worst_stage + (k - 1) * hop;
   }
   s.prefill_compute_bound = compute_s > total / 2;
@@ -250,7 +263,8 @@ Costs compute_costs(const ModelShape& m, const std::vector<TensorSpec>& tensors,
   Costs c;
   c.num_experts = m.moe.num_experts;
   c.top_k = m.moe.num_experts_per_tok;
-  c.active_fraction = c.num_experts > 0 ? static_cast<double>(c.top_k) / static_cast<double>(c.num_experts) : 1;
+  c.active_fraction =
+      c.num_experts > 0 ? static_cast<double>(c.top_k) / static_cast<double>(c.num_experts) : 1;
   std::map<std::pair<int, int>, WeightGroupBytes> by_group;
   double active = 0;
   for (const TensorSpec& t : tensors) {
@@ -353,20 +367,24 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
     return base::invalid_argument("--context must be in [1, 2^31], got " + std::to_string(o.context_tokens));
   }
   if (o.prefill_chunk_tokens > 0 && o.context_tokens / o.prefill_chunk_tokens > kMaxPrefillChunks) {
-    return base::invalid_argument("--prefill-chunk " + std::to_string(o.prefill_chunk_tokens) + " splits the context into more than " +
-                                  std::to_string(kMaxPrefillChunks) + " chunks");
+    return base::invalid_argument("--prefill-chunk " + std::to_string(o.prefill_chunk_tokens) +
+                                  " splits the context into more than " + std::to_string(kMaxPrefillChunks) +
+                                  " chunks");
   }
   if (o.concurrency <= 0 || o.concurrency > (int64_t{1} << 20)) {
     return base::invalid_argument("--concurrency must be in [1, 2^20], got " + std::to_string(o.concurrency));
   }
   if (o.nodes <= 0 || o.nodes > kMaxNodes) {
-    return base::invalid_argument("--nodes must be in [1, " + std::to_string(kMaxNodes) + "], got " + std::to_string(o.nodes));
+    return base::invalid_argument("--nodes must be in [1, " + std::to_string(kMaxNodes) + "], got " +
+                                  std::to_string(o.nodes));
   }
   if (o.prefill_chunk_tokens <= 0) return base::invalid_argument("prefill chunk must be > 0");
   if (o.nodes > 1 && d.link_bytes_per_s <= 0) {
-    return base::invalid_argument("--nodes " + std::to_string(o.nodes) + ": device '" + d.name + "' has no link bandwidth");
+    return base::invalid_argument("--nodes " + std::to_string(o.nodes) + ": device '" + d.name +
+                                  "' has no link bandwidth");
   }
-  if (o.format == FormatChoice::kAsIs && !shape.quant.method.empty() && shape.quant.linear_format == WeightFormatId::kBf16) {
+  if (o.format == FormatChoice::kAsIs && !shape.quant.method.empty() &&
+      shape.quant.linear_format == WeightFormatId::kBf16) {
     return base::internal_error("quantization scheme without a format");
   }
   if (static_cast<int64_t>(shape.layer_is_sliding.size()) != shape.num_layers ||
@@ -406,9 +424,8 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   }
   e.fits = chosen.nodes > 1 ? e.tensor_parallel->memory.fits : e.memory.fits;
 
-  e.max_context_at_concurrency = largest_fitting(1, kMaxContext, [&](int64_t ctx) {
-    return plan_memory(model, d, o, chosen, ctx, o.concurrency).fits;
-  });
+  e.max_context_at_concurrency = largest_fitting(
+      1, kMaxContext, [&](int64_t ctx) { return plan_memory(model, d, o, chosen, ctx, o.concurrency).fits; });
   if (e.max_context_at_concurrency < 0) e.max_context_at_concurrency = 0;
   e.max_concurrency_at_context = largest_fitting(1, int64_t{1} << 20, [&](int64_t b) {
     return plan_memory(model, d, o, chosen, o.context_tokens, b).fits;
@@ -429,8 +446,10 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
       "activations in F32 for max(chunk, concurrency) tokens; attention tiles of 256 keys",
       "sliding-window layers hold at most the window per sequence (runtimes may add a block)",
   };
-  if (shape.arch == Arch::kDeepseekV3) e.assumptions.push_back("DeepSeek-V3 MTP layer not loaded (as for plain decoding)");
-  if (d.kind == DeviceKind::kCpu) e.assumptions.push_back("CPU: every format is dequantized to FP32, so one FP32 peak applies");
+  if (shape.arch == Arch::kDeepseekV3)
+    e.assumptions.push_back("DeepSeek-V3 MTP layer not loaded (as for plain decoding)");
+  if (d.kind == DeviceKind::kCpu)
+    e.assumptions.push_back("CPU: every format is dequantized to FP32, so one FP32 peak applies");
   return e;
 }
 

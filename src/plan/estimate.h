@@ -72,7 +72,7 @@ struct MemoryPlan {  // one node
   int64_t kv_bytes = 0;
   int64_t activation_bytes = 0;
   int64_t overhead_bytes = 0;
-  double free_bytes = 0;    // budget − everything above (negative: does not fit)
+  double free_bytes = 0;  // budget − everything above (negative: does not fit)
   bool fits = false;
 };
 
@@ -81,11 +81,11 @@ struct SpeedPlan {
   double decode_tok_s_per_stream = 0;
   double decode_tok_s_aggregate = 0;
   bool decode_compute_bound = false;
-  double decode_bytes_per_step = 0;   // per node
-  double decode_flops_per_step = 0;   // per node
-  double comm_s_per_step = 0;         // all-reduces / hops per decode step
+  double decode_bytes_per_step = 0;  // per node
+  double decode_flops_per_step = 0;  // per node
+  double comm_s_per_step = 0;        // all-reduces / hops per decode step
   double prefill_tok_s = 0;
-  double ttft_s = 0;                  // prefill of a context-long prompt, alone on the device
+  double ttft_s = 0;  // prefill of a context-long prompt, alone on the device
   bool prefill_compute_bound = false;
 };
 
@@ -101,24 +101,25 @@ struct Estimate {
   PlanOptions options;
   KvDtype kv_dtype = KvDtype::kBf16;
   int64_t num_params = 0;
-  int64_t active_params_per_token = 0;   // Linear weights a token passes through (k experts)
+  int64_t active_params_per_token = 0;  // Linear weights a token passes through (k experts)
   std::vector<WeightGroupBytes> weight_groups;
-  int64_t weight_bytes = 0;              // whole model
+  int64_t weight_bytes = 0;  // whole model
   KvLayout kv;
-  int64_t kv_bytes_per_sequence = 0;     // at options.context_tokens
-  MemoryPlan memory;                     // one device
-  SpeedPlan speed;                       // one device
+  int64_t kv_bytes_per_sequence = 0;              // at options.context_tokens
+  MemoryPlan memory;                              // one device
+  SpeedPlan speed;                                // one device
   std::optional<ParallelPlan> tensor_parallel;    // nodes > 1
   std::optional<ParallelPlan> pipeline_parallel;  // nodes > 1
-  bool fits = false;                     // on `nodes` devices (tensor parallel when > 1)
-  int64_t max_context_at_concurrency = 0;  // tokens per sequence (0: not even one token)
+  bool fits = false;                              // on `nodes` devices (tensor parallel when > 1)
+  int64_t max_context_at_concurrency = 0;         // tokens per sequence (0: not even one token)
   int64_t max_concurrency_at_context = 0;
-  int64_t model_max_context = 0;         // max_position_embeddings
-  int min_nodes = 0;                     // fewest tensor-parallel devices that fit (0: > 64)
+  int64_t model_max_context = 0;  // max_position_embeddings
+  int min_nodes = 0;              // fewest tensor-parallel devices that fit (0: > 64)
   std::vector<std::string> assumptions;
 };
 
-base::Result<Estimate> estimate(const ModelShape& model, const DeviceProfile& device, const PlanOptions& options);
+base::Result<Estimate> estimate(const ModelShape& model, const DeviceProfile& device,
+                                const PlanOptions& options);
 
 // Expected number of distinct experts touched by `num_tokens` tokens choosing k of E uniformly.
 double expected_distinct_experts(int64_t num_experts, int64_t top_k, int64_t num_tokens);

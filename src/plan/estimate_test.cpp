@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 namespace nibble::plan {
@@ -19,9 +18,14 @@ ModelShape parse(const json& config) {
 }
 
 json tiny_dense() {
-  return {{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 256}, {"intermediate_size", 512},
-          {"num_hidden_layers", 4}, {"num_attention_heads", 8}, {"num_key_value_heads", 2},
-          {"vocab_size", 1000}, {"max_position_embeddings", 4096}};
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"hidden_size", 256},
+          {"intermediate_size", 512},
+          {"num_hidden_layers", 4},
+          {"num_attention_heads", 8},
+          {"num_key_value_heads", 2},
+          {"vocab_size", 1000},
+          {"max_position_embeddings", 4096}};
 }
 
 // A device whose compute is so fast that every step is memory-bound.
@@ -65,11 +69,21 @@ TEST(KvCache, GqaSlidingAndMla) {
   EXPECT_EQ(swa.bytes_per_sequence(10), 10 * 512 + 10 * 512);
   EXPECT_EQ(swa.bytes_per_sequence(1000), 1000 * 512 + 16 * 512);
 
-  const json mla = {{"architectures", {"DeepseekV3ForCausalLM"}}, {"hidden_size", 128}, {"intermediate_size", 256},
-                    {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"vocab_size", 100},
-                    {"kv_lora_rank", 64}, {"q_lora_rank", 32}, {"qk_nope_head_dim", 16},
-                    {"qk_rope_head_dim", 8}, {"v_head_dim", 16}, {"n_routed_experts", 4},
-                    {"num_experts_per_tok", 2}, {"moe_intermediate_size", 32}, {"first_k_dense_replace", 1},
+  const json mla = {{"architectures", {"DeepseekV3ForCausalLM"}},
+                    {"hidden_size", 128},
+                    {"intermediate_size", 256},
+                    {"num_hidden_layers", 3},
+                    {"num_attention_heads", 4},
+                    {"vocab_size", 100},
+                    {"kv_lora_rank", 64},
+                    {"q_lora_rank", 32},
+                    {"qk_nope_head_dim", 16},
+                    {"qk_rope_head_dim", 8},
+                    {"v_head_dim", 16},
+                    {"n_routed_experts", 4},
+                    {"num_experts_per_tok", 2},
+                    {"moe_intermediate_size", 32},
+                    {"first_k_dense_replace", 1},
                     {"n_shared_experts", 1}};
   const KvLayout latent = kv_layout(parse(mla), KvDtype::kBf16);
   EXPECT_TRUE(latent.mla);
@@ -86,7 +100,8 @@ TEST(Estimate, MemoryAddsUpAndLimitsAreTight) {
   ASSERT_TRUE(e.ok()) << e.status().message();
   const MemoryPlan& p = e->memory;
   EXPECT_DOUBLE_EQ(p.budget_bytes, 0.9e9);
-  EXPECT_NEAR(p.free_bytes + p.weight_bytes + p.kv_bytes + p.activation_bytes + p.overhead_bytes, p.budget_bytes, 1);
+  EXPECT_NEAR(p.free_bytes + p.weight_bytes + p.kv_bytes + p.activation_bytes + p.overhead_bytes,
+              p.budget_bytes, 1);
   EXPECT_EQ(p.kv_bytes, 3 * 1024 * e->kv.bytes_per_token_full);
   EXPECT_EQ(p.weight_bytes, e->weight_bytes);
   ASSERT_TRUE(e->fits);
@@ -115,7 +130,8 @@ TEST(Estimate, DecodeRooflineByHand) {
   ASSERT_TRUE(e.ok());
   // Bytes per step: all weights but the embedding table, one embedding row, the KV of 100 tokens.
   const double embed = 1000.0 * 256 * 2;
-  const double bytes = static_cast<double>(e->weight_bytes) - embed + 256 * 2 + 100.0 * e->kv.bytes_per_token_full;
+  const double bytes =
+      static_cast<double>(e->weight_bytes) - embed + 256 * 2 + 100.0 * e->kv.bytes_per_token_full;
   EXPECT_NEAR(e->speed.decode_bytes_per_step, bytes, 1);
   EXPECT_NEAR(e->speed.decode_tok_s_per_stream, 100e9 * 0.5 / bytes, 1e-6);
   EXPECT_FALSE(e->speed.decode_compute_bound);
@@ -158,9 +174,10 @@ TEST(Estimate, NodesSplitWeightsAndAddLinkTime) {
 TEST(Estimate, RejectsBadOptions) {
   const ModelShape m = parse(tiny_dense());
   const DeviceProfile d = memory_bound_device();
-  for (auto mutate : {+[](PlanOptions& o) { o.context_tokens = 0; }, +[](PlanOptions& o) { o.concurrency = -1; },
-                      +[](PlanOptions& o) { o.nodes = 0; }, +[](PlanOptions& o) { o.nodes = 1000; },
-                      +[](PlanOptions& o) { o.prefill_chunk_tokens = 0; }}) {
+  for (auto mutate :
+       {+[](PlanOptions& o) { o.context_tokens = 0; }, +[](PlanOptions& o) { o.concurrency = -1; },
+        +[](PlanOptions& o) { o.nodes = 0; }, +[](PlanOptions& o) { o.nodes = 1000; },
+        +[](PlanOptions& o) { o.prefill_chunk_tokens = 0; }}) {
     PlanOptions o;
     mutate(o);
     const auto e = estimate(m, d, o);
@@ -170,9 +187,16 @@ TEST(Estimate, RejectsBadOptions) {
 }
 
 TEST(Estimate, MoeReadsOnlyTheTouchedExperts) {
-  const json c = {{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", 128}, {"num_hidden_layers", 2},
-                  {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 32}, {"vocab_size", 100},
-                  {"num_experts", 16}, {"num_experts_per_tok", 2}, {"moe_intermediate_size", 64}};
+  const json c = {{"architectures", {"Qwen3MoeForCausalLM"}},
+                  {"hidden_size", 128},
+                  {"num_hidden_layers", 2},
+                  {"num_attention_heads", 4},
+                  {"num_key_value_heads", 2},
+                  {"head_dim", 32},
+                  {"vocab_size", 100},
+                  {"num_experts", 16},
+                  {"num_experts_per_tok", 2},
+                  {"moe_intermediate_size", 64}};
   const ModelShape m = parse(c);
   const DeviceProfile d = memory_bound_device();
   PlanOptions one;

@@ -14,7 +14,7 @@ using nlohmann::json;
 // Any single dimension beyond this is not a real model; the cap keeps every product in range.
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 constexpr int64_t kMaxLayers = 4096;
-constexpr double kMaxParams = 1e14;            // 100 T parameters
+constexpr double kMaxParams = 1e14;  // 100 T parameters
 constexpr int64_t kMaxKvBytesPerToken = int64_t{1} << 30;
 
 // Field readers: every message names the file and the key at fault.
@@ -27,13 +27,15 @@ class ConfigReader {
   Result<int64_t> get_int(const char* key) const {
     if (!has(key)) return base::invalid_argument(source_ + ": field '" + key + "' is missing");
     const json& v = j_.at(key);
-    if (!v.is_number_integer()) return base::invalid_argument(source_ + ": field '" + key + "' is not an integer");
+    if (!v.is_number_integer())
+      return base::invalid_argument(source_ + ": field '" + key + "' is not an integer");
     return v.get<int64_t>();
   }
   Result<int64_t> get_positive(const char* key) const {
     NIBBLE_ASSIGN_OR_RETURN(int64_t v, get_int(key));
     if (v <= 0 || v > kMaxDim) {
-      return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) + " is out of range");
+      return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) +
+                                    " is out of range");
     }
     return v;
   }
@@ -41,7 +43,8 @@ class ConfigReader {
     if (!has(key)) return fallback;
     NIBBLE_ASSIGN_OR_RETURN(int64_t v, get_int(key));
     if (v < 0 || v > kMaxDim) {
-      return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) + " is out of range");
+      return base::invalid_argument(source_ + ": field '" + key + "' = " + std::to_string(v) +
+                                    " is out of range");
     }
     return v;
   }
@@ -97,7 +100,8 @@ Status read_layer_types(const ConfigReader& r, ModelShape* m) {
     return base::invalid_argument(r.source() + ": field 'layer_types' must list num_hidden_layers entries");
   }
   for (size_t i = 0; i < types.size(); ++i) {
-    if (!types[i].is_string()) return base::invalid_argument(r.source() + ": field 'layer_types' holds a non-string");
+    if (!types[i].is_string())
+      return base::invalid_argument(r.source() + ": field 'layer_types' holds a non-string");
     m->layer_is_sliding[i] = types[i].get<std::string>() == "sliding_attention";
   }
   return base::ok_status();
@@ -105,15 +109,15 @@ Status read_layer_types(const ConfigReader& r, ModelShape* m) {
 
 Status read_sliding(const ConfigReader& r, ModelShape* m) {
   NIBBLE_TRY(read_layer_types(r, m));
-  const bool any_sliding = std::find(m->layer_is_sliding.begin(), m->layer_is_sliding.end(), true) !=
-                           m->layer_is_sliding.end();
+  const bool any_sliding =
+      std::find(m->layer_is_sliding.begin(), m->layer_is_sliding.end(), true) != m->layer_is_sliding.end();
   // Qwen2/3 style: use_sliding_window with max_window_layers (layers from that index slide).
   if (!any_sliding && r.get_bool_or("use_sliding_window", false) && r.has("sliding_window")) {
     NIBBLE_ASSIGN_OR_RETURN(int64_t first, r.get_int_or("max_window_layers", m->num_layers));
     for (int64_t i = first; i < m->num_layers; ++i) m->layer_is_sliding[static_cast<size_t>(i)] = true;
   }
-  const bool sliding_now = std::find(m->layer_is_sliding.begin(), m->layer_is_sliding.end(), true) !=
-                           m->layer_is_sliding.end();
+  const bool sliding_now =
+      std::find(m->layer_is_sliding.begin(), m->layer_is_sliding.end(), true) != m->layer_is_sliding.end();
   if (sliding_now) {
     NIBBLE_ASSIGN_OR_RETURN(m->sliding_window, r.get_positive("sliding_window"));
   }
@@ -129,19 +133,25 @@ WeightFormatId dtype_from_torch(const std::string& torch_dtype) {
 // Rejects shapes no real model has, so that byte counts stay far inside int64.
 Status check_plausible(const ModelShape& m, const std::string& source) {
   if (m.moe.num_experts > 0 && m.moe.num_experts_per_tok > m.moe.num_experts) {
-    return base::invalid_argument(source + ": num_experts_per_tok (" + std::to_string(m.moe.num_experts_per_tok) +
-                                  ") exceeds the number of experts (" + std::to_string(m.moe.num_experts) + ")");
+    return base::invalid_argument(
+        source + ": num_experts_per_tok (" + std::to_string(m.moe.num_experts_per_tok) +
+        ") exceeds the number of experts (" + std::to_string(m.moe.num_experts) + ")");
   }
   const double h = static_cast<double>(m.hidden_size);
   const double attn = 4.0 * h * static_cast<double>(std::max(m.num_heads, m.num_kv_heads) * m.head_dim);
-  const double mlp = 3.0 * h * static_cast<double>(m.intermediate_size +
-                                                   (m.moe.num_experts + m.moe.num_shared_experts) * m.moe.expert_intermediate);
-  const double params = static_cast<double>(m.num_layers) * (attn + mlp) + 2.0 * h * static_cast<double>(m.vocab_size);
+  const double mlp =
+      3.0 * h *
+      static_cast<double>(m.intermediate_size +
+                          (m.moe.num_experts + m.moe.num_shared_experts) * m.moe.expert_intermediate);
+  const double params =
+      static_cast<double>(m.num_layers) * (attn + mlp) + 2.0 * h * static_cast<double>(m.vocab_size);
   if (params > kMaxParams) {
-    return base::invalid_argument(source + ": the shape adds up to more than 1e14 parameters; not a real model");
+    return base::invalid_argument(source +
+                                  ": the shape adds up to more than 1e14 parameters; not a real model");
   }
-  const double kv_per_token = static_cast<double>(m.num_layers) * 2 * 2 *
-                              static_cast<double>(m.num_kv_heads * m.head_dim + (m.mla ? m.mla->kv_lora_rank : 0));
+  const double kv_per_token =
+      static_cast<double>(m.num_layers) * 2 * 2 *
+      static_cast<double>(m.num_kv_heads * m.head_dim + (m.mla ? m.mla->kv_lora_rank : 0));
   if (kv_per_token > static_cast<double>(kMaxKvBytesPerToken)) {
     return base::invalid_argument(source + ": more than 1 GiB of KV cache per token; not a real model");
   }
@@ -152,11 +162,16 @@ Status check_plausible(const ModelShape& m, const std::string& source) {
 
 const char* arch_name(Arch arch) {
   switch (arch) {
-    case Arch::kQwen3: return "qwen3";
-    case Arch::kQwen3Moe: return "qwen3_moe";
-    case Arch::kLlama: return "llama";
-    case Arch::kGptOss: return "gpt_oss";
-    case Arch::kDeepseekV3: return "deepseek_v3";
+    case Arch::kQwen3:
+      return "qwen3";
+    case Arch::kQwen3Moe:
+      return "qwen3_moe";
+    case Arch::kLlama:
+      return "llama";
+    case Arch::kGptOss:
+      return "gpt_oss";
+    case Arch::kDeepseekV3:
+      return "deepseek_v3";
   }
   return "?";
 }
@@ -171,7 +186,8 @@ Result<QuantScheme> parse_quant_config(const json& quant, const std::string& sou
   if (m == "mxfp4") {
     q.linear_format = WeightFormatId::kMxfp4;
     if (r.has("modules_to_not_convert")) {
-      NIBBLE_ASSIGN_OR_RETURN(q.ignore, string_list(r.at("modules_to_not_convert"), r.source() + ".modules_to_not_convert"));
+      NIBBLE_ASSIGN_OR_RETURN(
+          q.ignore, string_list(r.at("modules_to_not_convert"), r.source() + ".modules_to_not_convert"));
     }
   } else if (m == "fp8") {
     q.linear_format = WeightFormatId::kFp8;
@@ -183,7 +199,8 @@ Result<QuantScheme> parse_quant_config(const json& quant, const std::string& sou
       q.linear_format = WeightFormatId::kFp8Block;
     }
     if (r.has("modules_to_not_convert")) {
-      NIBBLE_ASSIGN_OR_RETURN(q.ignore, string_list(r.at("modules_to_not_convert"), r.source() + ".modules_to_not_convert"));
+      NIBBLE_ASSIGN_OR_RETURN(
+          q.ignore, string_list(r.at("modules_to_not_convert"), r.source() + ".modules_to_not_convert"));
     }
   } else if (m.rfind("modelopt", 0) == 0) {
     const std::string algo = r.get_string_or("quant_algo", "");
@@ -260,13 +277,16 @@ Result<ModelShape> parse_model_config(const json& config, const std::string& sou
   NIBBLE_ASSIGN_OR_RETURN(m.num_layers, r.get_positive("num_hidden_layers"));
   NIBBLE_ASSIGN_OR_RETURN(m.num_heads, r.get_positive("num_attention_heads"));
   NIBBLE_ASSIGN_OR_RETURN(m.num_kv_heads, r.get_int_or("num_key_value_heads", m.num_heads));
-  if (m.num_kv_heads <= 0) return base::invalid_argument(source + ": field 'num_key_value_heads' must be > 0");
+  if (m.num_kv_heads <= 0)
+    return base::invalid_argument(source + ": field 'num_key_value_heads' must be > 0");
   if (m.num_layers > kMaxLayers) {
-    return base::invalid_argument(source + ": field 'num_hidden_layers' = " + std::to_string(m.num_layers) + " is out of range");
+    return base::invalid_argument(source + ": field 'num_hidden_layers' = " + std::to_string(m.num_layers) +
+                                  " is out of range");
   }
   NIBBLE_ASSIGN_OR_RETURN(m.head_dim, r.get_int_or("head_dim", m.hidden_size / m.num_heads));
   if (m.head_dim <= 0) {
-    return base::invalid_argument(source + ": field 'head_dim' (or hidden_size / num_attention_heads) must be > 0");
+    return base::invalid_argument(source +
+                                  ": field 'head_dim' (or hidden_size / num_attention_heads) must be > 0");
   }
   NIBBLE_ASSIGN_OR_RETURN(m.max_position_embeddings, r.get_int_or("max_position_embeddings", 0));
   m.tie_word_embeddings = r.get_bool_or("tie_word_embeddings", false);
@@ -291,15 +311,18 @@ Result<ModelShape> parse_model_config(const json& config, const std::string& sou
       std::vector<int64_t> mlp_only;
       if (r.has("mlp_only_layers")) {
         const json& list = r.at("mlp_only_layers");
-        if (!list.is_array()) return base::invalid_argument(source + ": field 'mlp_only_layers' is not a list");
+        if (!list.is_array())
+          return base::invalid_argument(source + ": field 'mlp_only_layers' is not a list");
         for (const json& v : list) {
-          if (!v.is_number_integer()) return base::invalid_argument(source + ": field 'mlp_only_layers' holds a non-integer");
+          if (!v.is_number_integer())
+            return base::invalid_argument(source + ": field 'mlp_only_layers' holds a non-integer");
           mlp_only.push_back(v.get<int64_t>());
         }
       }
       for (int64_t i = 0; i < m.num_layers; ++i) {
         const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
-        m.layer_is_moe[static_cast<size_t>(i)] = !dense && m.moe.num_experts > 0 && step > 0 && (i + 1) % step == 0;
+        m.layer_is_moe[static_cast<size_t>(i)] =
+            !dense && m.moe.num_experts > 0 && step > 0 && (i + 1) % step == 0;
       }
       if (m.moe.num_experts > 0) {
         NIBBLE_ASSIGN_OR_RETURN(m.moe.num_experts_per_tok, r.get_positive("num_experts_per_tok"));

@@ -6,11 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -25,10 +24,10 @@ enum class WeightFormatId { kF32, kBf16, kF16, kFp8, kFp8Channel, kFp8Block, kNv
 enum class KvDtype { kBf16, kFp8 };
 
 struct MoeShape {
-  int64_t num_experts = 0;           // routed experts per MoE layer (0: dense model)
-  int64_t num_experts_per_tok = 0;   // top-k
-  int64_t expert_intermediate = 0;   // intermediate width of one routed expert
-  int64_t num_shared_experts = 0;    // DeepSeek: always-on experts of the same width
+  int64_t num_experts = 0;          // routed experts per MoE layer (0: dense model)
+  int64_t num_experts_per_tok = 0;  // top-k
+  int64_t expert_intermediate = 0;  // intermediate width of one routed expert
+  int64_t num_shared_experts = 0;   // DeepSeek: always-on experts of the same width
 };
 
 // DeepSeek-V3 multi-head latent attention (HF DeepseekV3Attention).
@@ -42,18 +41,18 @@ struct MlaShape {
 
 // What quantization_config (or hf_quant_config.json) says about the stored weights.
 struct QuantScheme {
-  std::string method;                   // "" (none), "modelopt", "compressed-tensors", "fp8", "mxfp4"
+  std::string method;  // "" (none), "modelopt", "compressed-tensors", "fp8", "mxfp4"
   WeightFormatId linear_format = WeightFormatId::kBf16;  // format of the quantized Linear weights
-  std::vector<std::string> ignore;      // module patterns kept unquantized (fnmatch, or "re:" regex)
-  std::optional<KvDtype> kv_dtype;      // set when the checkpoint ships an FP8 KV-cache scheme
+  std::vector<std::string> ignore;  // module patterns kept unquantized (fnmatch, or "re:" regex)
+  std::optional<KvDtype> kv_dtype;  // set when the checkpoint ships an FP8 KV-cache scheme
 };
 
 struct ModelShape {
   Arch arch = Arch::kQwen3;
-  std::string architecture;        // architectures[0] as written in config.json
+  std::string architecture;  // architectures[0] as written in config.json
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
-  int64_t intermediate_size = 0;   // dense MLP width
+  int64_t intermediate_size = 0;  // dense MLP width
   int64_t num_layers = 0;
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
@@ -62,9 +61,9 @@ struct ModelShape {
   bool tie_word_embeddings = false;
   bool attention_bias = false;
   bool mlp_bias = false;
-  bool qk_norm = false;            // Qwen3 q_norm/k_norm
-  bool attention_sinks = false;    // gpt-oss sinks [num_heads]
-  int64_t sliding_window = 0;      // tokens; 0 when no layer slides
+  bool qk_norm = false;                // Qwen3 q_norm/k_norm
+  bool attention_sinks = false;        // gpt-oss sinks [num_heads]
+  int64_t sliding_window = 0;          // tokens; 0 when no layer slides
   std::vector<bool> layer_is_sliding;  // [num_layers]
   std::vector<bool> layer_is_moe;      // [num_layers]
   MoeShape moe;

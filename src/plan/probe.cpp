@@ -1,5 +1,7 @@
 #include "plan/probe.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,8 +11,6 @@
 #include <memory>
 #include <sstream>
 #include <vector>
-
-#include <sys/mman.h>
 
 #include "base/cpu_features.h"
 
@@ -103,15 +103,18 @@ base::Result<MemoryInfo> read_meminfo(const std::string& path) {
   return info;
 }
 
-base::Result<BandwidthResult> measure_read_bandwidth(base::ThreadPool& pool, int64_t buffer_bytes, int num_passes) {
+base::Result<BandwidthResult> measure_read_bandwidth(base::ThreadPool& pool, int64_t buffer_bytes,
+                                                     int num_passes) {
   const int64_t num_words = buffer_bytes / static_cast<int64_t>(sizeof(uint64_t));
-  if (num_words <= 0 || num_passes <= 0) return base::invalid_argument("bandwidth probe: empty buffer or no passes");
+  if (num_words <= 0 || num_passes <= 0)
+    return base::invalid_argument("bandwidth probe: empty buffer or no passes");
   const size_t map_bytes = static_cast<size_t>(num_words) * sizeof(uint64_t);
   void* map = ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) {
     return base::resource_exhausted("bandwidth probe: cannot map " + std::to_string(buffer_bytes) + " bytes");
   }
-  std::unique_ptr<void, std::function<void(void*)>> unmap(map, [map_bytes](void* p) { ::munmap(p, map_bytes); });
+  std::unique_ptr<void, std::function<void(void*)>> unmap(map,
+                                                          [map_bytes](void* p) { ::munmap(p, map_bytes); });
   uint64_t* words = static_cast<uint64_t*>(map);
   const int num_threads = pool.num_threads();
   const int64_t slice = (num_words + num_threads - 1) / num_threads;
@@ -175,7 +178,8 @@ FlopsResult measure_fma_peak(base::ThreadPool& pool, double seconds) {
     loop(iters, &sink);
     const double s = seconds_since(start);
     if (s > 0.01 || iters > (int64_t{1} << 40)) {
-      iters = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(s, 1e-9)));
+      iters = std::max<int64_t>(
+          1, static_cast<int64_t>(static_cast<double>(iters) * seconds / std::max(s, 1e-9)));
       break;
     }
     iters *= 4;

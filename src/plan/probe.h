@@ -21,7 +21,7 @@ base::Result<MemoryInfo> parse_meminfo(const std::string& text);
 base::Result<MemoryInfo> read_meminfo(const std::string& path = "/proc/meminfo");
 
 struct BandwidthResult {
-  double bytes_per_s = 0;   // best pass
+  double bytes_per_s = 0;  // best pass
   int64_t buffer_bytes = 0;
   int num_threads = 0;
   int num_passes = 0;
@@ -29,7 +29,8 @@ struct BandwidthResult {
 
 // Reads a buffer of `buffer_bytes` (≥ 1 GiB by default, so no cache holds it) with every pool
 // thread, each over its own first-touched slice; returns the best of `num_passes` passes.
-base::Result<BandwidthResult> measure_read_bandwidth(base::ThreadPool& pool, int64_t buffer_bytes = int64_t{1} << 30,
+base::Result<BandwidthResult> measure_read_bandwidth(base::ThreadPool& pool,
+                                                     int64_t buffer_bytes = int64_t{1} << 30,
                                                      int num_passes = 3);
 
 struct FlopsResult {

@@ -39,13 +39,19 @@ std::string params(int64_t n) {
   return std::to_string(n);
 }
 
-std::string gib(double bytes) { return fmt("%9.2f", bytes / kGiB); }
+std::string gib(double bytes) {
+  return fmt("%9.2f", bytes / kGiB);
+}
 
 json memory_json(const MemoryPlan& m) {
-  return {{"usable_bytes", m.usable_bytes},         {"margin_bytes", m.margin_bytes},
-          {"budget_bytes", m.budget_bytes},         {"weight_bytes", m.weight_bytes},
-          {"kv_bytes", m.kv_bytes},                 {"activation_bytes", m.activation_bytes},
-          {"overhead_bytes", m.overhead_bytes},     {"free_bytes", m.free_bytes},
+  return {{"usable_bytes", m.usable_bytes},
+          {"margin_bytes", m.margin_bytes},
+          {"budget_bytes", m.budget_bytes},
+          {"weight_bytes", m.weight_bytes},
+          {"kv_bytes", m.kv_bytes},
+          {"activation_bytes", m.activation_bytes},
+          {"overhead_bytes", m.overhead_bytes},
+          {"free_bytes", m.free_bytes},
           {"fits", m.fits}};
 }
 
@@ -69,34 +75,41 @@ void memory_lines(std::string& out, const MemoryPlan& m, const DeviceProfile& d,
   out += fmt("  %-34s %s GiB\n", "weights", gib(static_cast<double>(m.weight_bytes)).c_str());
   out += fmt("  %-34s %s GiB\n",
              fmt("kv cache (%s x %s tok, %s)", grouped(e.options.concurrency).c_str(),
-                 grouped(e.options.context_tokens).c_str(), kv_dtype_name(e.kv_dtype)).c_str(),
+                 grouped(e.options.context_tokens).c_str(), kv_dtype_name(e.kv_dtype))
+                 .c_str(),
              gib(static_cast<double>(m.kv_bytes)).c_str());
-  out += fmt("  %-34s %s GiB\n", "activations / workspace", gib(static_cast<double>(m.activation_bytes)).c_str());
+  out += fmt("  %-34s %s GiB\n", "activations / workspace",
+             gib(static_cast<double>(m.activation_bytes)).c_str());
   out += fmt("  %-34s %s GiB\n", "runtime overhead", gib(static_cast<double>(m.overhead_bytes)).c_str());
   out += fmt("  %-34s %s GiB\n", "free", gib(m.free_bytes).c_str());
 }
 
 std::string speed_line(const SpeedPlan& s) {
-  return fmt("decode %.1f tok/s per stream, %.1f tok/s aggregate (%s-bound, %.2f GB and %.2f TFLOP per step%s)\n"
-             "    prefill %s tok/s; TTFT %.2f s for a context-long prompt",
-             s.decode_tok_s_per_stream, s.decode_tok_s_aggregate, s.decode_compute_bound ? "compute" : "memory",
-             s.decode_bytes_per_step / 1e9, s.decode_flops_per_step / 1e12,
-             s.comm_s_per_step > 0 ? fmt(", %.2f ms link", s.comm_s_per_step * 1e3).c_str() : "",
-             s.prefill_tok_s >= 100 ? grouped(static_cast<int64_t>(s.prefill_tok_s)).c_str()
-                                    : fmt("%.2f", s.prefill_tok_s).c_str(),
-             s.ttft_s);
+  return fmt(
+      "decode %.1f tok/s per stream, %.1f tok/s aggregate (%s-bound, %.2f GB and %.2f TFLOP per step%s)\n"
+      "    prefill %s tok/s; TTFT %.2f s for a context-long prompt",
+      s.decode_tok_s_per_stream, s.decode_tok_s_aggregate, s.decode_compute_bound ? "compute" : "memory",
+      s.decode_bytes_per_step / 1e9, s.decode_flops_per_step / 1e12,
+      s.comm_s_per_step > 0 ? fmt(", %.2f ms link", s.comm_s_per_step * 1e3).c_str() : "",
+      s.prefill_tok_s >= 100 ? grouped(static_cast<int64_t>(s.prefill_tok_s)).c_str()
+                             : fmt("%.2f", s.prefill_tok_s).c_str(),
+      s.ttft_s);
 }
 
 }  // namespace
 
-const char* kv_dtype_name(KvDtype dtype) { return dtype == KvDtype::kFp8 ? "fp8" : "bf16"; }
+const char* kv_dtype_name(KvDtype dtype) {
+  return dtype == KvDtype::kFp8 ? "fp8" : "bf16";
+}
 
 std::string format_table(const Estimate& e, const DeviceProfile& d, const std::string& model_name) {
   std::string out;
-  out += fmt("nibble plan: %s (%s) on %s\n", model_name.c_str(), e.architecture.c_str(), d.display_name.c_str());
-  out += fmt("  format %s, kv %s, context %s tokens, concurrency %s, nodes %d\n\n",
-             format_choice_name(e.options.format), kv_dtype_name(e.kv_dtype),
-             grouped(e.options.context_tokens).c_str(), grouped(e.options.concurrency).c_str(), e.options.nodes);
+  out +=
+      fmt("nibble plan: %s (%s) on %s\n", model_name.c_str(), e.architecture.c_str(), d.display_name.c_str());
+  out +=
+      fmt("  format %s, kv %s, context %s tokens, concurrency %s, nodes %d\n\n",
+          format_choice_name(e.options.format), kv_dtype_name(e.kv_dtype),
+          grouped(e.options.context_tokens).c_str(), grouped(e.options.concurrency).c_str(), e.options.nodes);
   out += fmt("  %-16s %-10s %10s %12s %12s\n", "weights", "format", "params", "GiB", "scales GiB");
   for (const WeightGroupBytes& g : e.weight_groups) {
     out += fmt("  %-16s %-10s %10s %12.3f %12.3f\n", group_name(g.group), weight_format(g.format).name,
@@ -113,29 +126,34 @@ std::string format_table(const Estimate& e, const DeviceProfile& d, const std::s
   if (e.tensor_parallel) {
     out += fmt("\nmemory per device, tensor parallel over %d\n", e.tensor_parallel->nodes);
     memory_lines(out, e.tensor_parallel->memory, d, e);
-    out += fmt("  => %s on %d devices\n", e.tensor_parallel->memory.fits ? "FITS" : "DOES NOT FIT", e.options.nodes);
+    out += fmt("  => %s on %d devices\n", e.tensor_parallel->memory.fits ? "FITS" : "DOES NOT FIT",
+               e.options.nodes);
   }
 
   const KvLayout& kv = e.kv;
   out += fmt("\nkv cache: %s B/token over %s %s layers", grouped(kv.bytes_per_token_full).c_str(),
              grouped(kv.num_full_layers).c_str(), kv.mla ? "MLA (latent + rope key)" : "full-attention");
   if (kv.num_sliding_layers > 0) {
-    out += fmt(" + %s B/token over %s sliding layers capped at %s tokens", grouped(kv.bytes_per_token_sliding).c_str(),
-               grouped(kv.num_sliding_layers).c_str(), grouped(kv.sliding_window).c_str());
+    out += fmt(" + %s B/token over %s sliding layers capped at %s tokens",
+               grouped(kv.bytes_per_token_sliding).c_str(), grouped(kv.num_sliding_layers).c_str(),
+               grouped(kv.sliding_window).c_str());
   }
   out += fmt("\n  %s B per sequence at %s tokens\n", grouped(e.kv_bytes_per_sequence).c_str(),
              grouped(e.options.context_tokens).c_str());
-  out += fmt("limits (%d device%s): max context at concurrency %s: %s tokens (model max %s); "
-             "max concurrency at %s tokens: %s; fewest devices: %s\n",
-             e.options.nodes, e.options.nodes > 1 ? "s, tensor parallel" : "", grouped(e.options.concurrency).c_str(),
-             grouped(e.max_context_at_concurrency).c_str(), grouped(e.model_max_context).c_str(),
-             grouped(e.options.context_tokens).c_str(), grouped(e.max_concurrency_at_context).c_str(),
-             e.min_nodes > 0 ? std::to_string(e.min_nodes).c_str() : "more than 64");
+  out +=
+      fmt("limits (%d device%s): max context at concurrency %s: %s tokens (model max %s); "
+          "max concurrency at %s tokens: %s; fewest devices: %s\n",
+          e.options.nodes, e.options.nodes > 1 ? "s, tensor parallel" : "",
+          grouped(e.options.concurrency).c_str(), grouped(e.max_context_at_concurrency).c_str(),
+          grouped(e.model_max_context).c_str(), grouped(e.options.context_tokens).c_str(),
+          grouped(e.max_concurrency_at_context).c_str(),
+          e.min_nodes > 0 ? std::to_string(e.min_nodes).c_str() : "more than 64");
 
   out += fmt("\nspeed (roofline; decode at %.0f%% of bandwidth, prefill at %.0f%% of peak)\n",
              d.decode_efficiency * 100, d.prefill_efficiency * 100);
   out += "  one device: " + speed_line(e.speed) + "\n";
-  if (e.tensor_parallel) out += fmt("  tensor parallel x%d: ", e.options.nodes) + speed_line(e.tensor_parallel->speed) + "\n";
+  if (e.tensor_parallel)
+    out += fmt("  tensor parallel x%d: ", e.options.nodes) + speed_line(e.tensor_parallel->speed) + "\n";
   if (e.pipeline_parallel) {
     out += fmt("  pipeline parallel x%d: ", e.options.nodes) + speed_line(e.pipeline_parallel->speed) + "\n";
   }
@@ -147,8 +165,11 @@ std::string format_table(const Estimate& e, const DeviceProfile& d, const std::s
 json to_json(const Estimate& e, const DeviceProfile& d, const std::string& model_name) {
   json groups = json::array();
   for (const WeightGroupBytes& g : e.weight_groups) {
-    groups.push_back({{"group", group_name(g.group)}, {"format", weight_format(g.format).name},
-                      {"num_params", g.num_params}, {"bytes", g.bytes}, {"scale_bytes", g.scale_bytes}});
+    groups.push_back({{"group", group_name(g.group)},
+                      {"format", weight_format(g.format).name},
+                      {"num_params", g.num_params},
+                      {"bytes", g.bytes},
+                      {"scale_bytes", g.scale_bytes}});
   }
   json device = {{"name", d.name},
                  {"display_name", d.display_name},
@@ -165,28 +186,40 @@ json to_json(const Estimate& e, const DeviceProfile& d, const std::string& model
                  {"memory_margin_fraction", d.memory_margin_fraction},
                  {"runtime_overhead_bytes", d.runtime_overhead_bytes},
                  {"sources", d.sources}};
-  json j = {
-      {"model", {{"name", model_name}, {"architecture", e.architecture}, {"num_params", e.num_params},
-                 {"active_params_per_token", e.active_params_per_token}, {"max_context", e.model_max_context}}},
-      {"device", device},
-      {"options", {{"format", format_choice_name(e.options.format)}, {"kv_dtype", kv_dtype_name(e.kv_dtype)},
-                   {"context_tokens", e.options.context_tokens}, {"concurrency", e.options.concurrency},
-                   {"nodes", e.options.nodes}, {"prefill_chunk_tokens", e.options.prefill_chunk_tokens}}},
-      {"weights", {{"bytes", e.weight_bytes}, {"groups", groups}}},
-      {"kv_cache", {{"bytes_per_token_full_layers", e.kv.bytes_per_token_full},
-                    {"bytes_per_token_sliding_layers", e.kv.bytes_per_token_sliding},
-                    {"sliding_window", e.kv.sliding_window}, {"num_full_layers", e.kv.num_full_layers},
-                    {"num_sliding_layers", e.kv.num_sliding_layers}, {"mla", e.kv.mla},
-                    {"bytes_per_sequence", e.kv_bytes_per_sequence}}},
-      {"memory", memory_json(e.memory)},
-      {"fits", e.fits},
-      {"limits", {{"max_context_at_concurrency", e.max_context_at_concurrency},
-                  {"max_concurrency_at_context", e.max_concurrency_at_context},
-                  {"min_nodes", e.min_nodes}}},
-      {"speed", speed_json(e.speed)},
-      {"assumptions", e.assumptions}};
+  json j = {{"model",
+             {{"name", model_name},
+              {"architecture", e.architecture},
+              {"num_params", e.num_params},
+              {"active_params_per_token", e.active_params_per_token},
+              {"max_context", e.model_max_context}}},
+            {"device", device},
+            {"options",
+             {{"format", format_choice_name(e.options.format)},
+              {"kv_dtype", kv_dtype_name(e.kv_dtype)},
+              {"context_tokens", e.options.context_tokens},
+              {"concurrency", e.options.concurrency},
+              {"nodes", e.options.nodes},
+              {"prefill_chunk_tokens", e.options.prefill_chunk_tokens}}},
+            {"weights", {{"bytes", e.weight_bytes}, {"groups", groups}}},
+            {"kv_cache",
+             {{"bytes_per_token_full_layers", e.kv.bytes_per_token_full},
+              {"bytes_per_token_sliding_layers", e.kv.bytes_per_token_sliding},
+              {"sliding_window", e.kv.sliding_window},
+              {"num_full_layers", e.kv.num_full_layers},
+              {"num_sliding_layers", e.kv.num_sliding_layers},
+              {"mla", e.kv.mla},
+              {"bytes_per_sequence", e.kv_bytes_per_sequence}}},
+            {"memory", memory_json(e.memory)},
+            {"fits", e.fits},
+            {"limits",
+             {{"max_context_at_concurrency", e.max_context_at_concurrency},
+              {"max_concurrency_at_context", e.max_concurrency_at_context},
+              {"min_nodes", e.min_nodes}}},
+            {"speed", speed_json(e.speed)},
+            {"assumptions", e.assumptions}};
   if (e.tensor_parallel) {
-    j["tensor_parallel"] = {{"nodes", e.tensor_parallel->nodes}, {"memory", memory_json(e.tensor_parallel->memory)},
+    j["tensor_parallel"] = {{"nodes", e.tensor_parallel->nodes},
+                            {"memory", memory_json(e.tensor_parallel->memory)},
                             {"speed", speed_json(e.tensor_parallel->speed)}};
   }
   if (e.pipeline_parallel) {

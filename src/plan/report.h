@@ -1,9 +1,8 @@
 // Rendering a plan::Estimate: a readable table for people and JSON for scripts.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "plan/device.h"
 #include "plan/estimate.h"

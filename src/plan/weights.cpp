@@ -7,7 +7,9 @@
 namespace nibble::plan {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // clang-format off
 const std::vector<WeightFormat> kFormats = {
@@ -48,7 +50,9 @@ struct Builder {
     add(module, "weight", group, out_dim, in_dim).linear = true;
     if (bias) add(module, "bias", group, 1, out_dim);
   }
-  void norm(const std::string& module, int64_t dim, Group group = Group::kNorm) { add(module, "weight", group, 1, dim); }
+  void norm(const std::string& module, int64_t dim, Group group = Group::kNorm) {
+    add(module, "weight", group, 1, dim);
+  }
 };
 
 void add_attention(Builder& b, const std::string& p) {
@@ -104,7 +108,8 @@ void add_moe(Builder& b, const std::string& p) {
     b.add(mlp + "router", "weight", Group::kRouter, e, h);
     b.add(mlp + "router", "bias", Group::kRouter, 1, e);
     const std::string ex = mlp + "experts";
-    for (auto [name, out_dim, in_dim] : {std::tuple{"gate_up_proj", 2 * w, h}, std::tuple{"down_proj", h, w}}) {
+    for (auto [name, out_dim, in_dim] :
+         {std::tuple{"gate_up_proj", 2 * w, h}, std::tuple{"down_proj", h, w}}) {
       TensorSpec& wt = b.add(ex, name, Group::kExperts, out_dim, in_dim);
       wt.count = e;
       wt.linear = wt.routed = true;
@@ -121,8 +126,8 @@ void add_moe(Builder& b, const std::string& p) {
     bias.unquantized = WeightFormatId::kF32;  // kept F32 in the DeepSeek-V3 checkpoint
   }
   const std::string ex = mlp + "experts.0.";
-  for (auto [name, out_dim, in_dim] : {std::tuple{"gate_proj", w, h}, std::tuple{"up_proj", w, h},
-                                       std::tuple{"down_proj", h, w}}) {
+  for (auto [name, out_dim, in_dim] :
+       {std::tuple{"gate_proj", w, h}, std::tuple{"up_proj", w, h}, std::tuple{"down_proj", h, w}}) {
     TensorSpec& t = b.add(ex + name, "weight", Group::kExperts, out_dim, in_dim);
     t.count = e;
     t.linear = t.routed = true;
@@ -134,7 +139,9 @@ void add_moe(Builder& b, const std::string& p) {
 
 }  // namespace
 
-const std::vector<WeightFormat>& weight_formats() { return kFormats; }
+const std::vector<WeightFormat>& weight_formats() {
+  return kFormats;
+}
 
 const WeightFormat& weight_format(WeightFormatId id) {
   for (const WeightFormat& f : kFormats) {
@@ -171,26 +178,40 @@ base::Result<FormatChoice> parse_format_choice(std::string_view text) {
 
 const char* format_choice_name(FormatChoice choice) {
   switch (choice) {
-    case FormatChoice::kAsIs: return "as-is";
-    case FormatChoice::kBf16: return "bf16";
-    case FormatChoice::kFp8: return "fp8";
-    case FormatChoice::kFp8Block: return "fp8-block";
-    case FormatChoice::kNvfp4: return "nvfp4";
-    case FormatChoice::kMxfp4: return "mxfp4";
+    case FormatChoice::kAsIs:
+      return "as-is";
+    case FormatChoice::kBf16:
+      return "bf16";
+    case FormatChoice::kFp8:
+      return "fp8";
+    case FormatChoice::kFp8Block:
+      return "fp8-block";
+    case FormatChoice::kNvfp4:
+      return "nvfp4";
+    case FormatChoice::kMxfp4:
+      return "mxfp4";
   }
   return "?";
 }
 
 const char* group_name(Group group) {
   switch (group) {
-    case Group::kEmbedding: return "embedding";
-    case Group::kAttention: return "attention";
-    case Group::kMlp: return "mlp";
-    case Group::kExperts: return "experts";
-    case Group::kSharedExperts: return "shared_experts";
-    case Group::kRouter: return "router";
-    case Group::kNorm: return "norms";
-    case Group::kLmHead: return "lm_head";
+    case Group::kEmbedding:
+      return "embedding";
+    case Group::kAttention:
+      return "attention";
+    case Group::kMlp:
+      return "mlp";
+    case Group::kExperts:
+      return "experts";
+    case Group::kSharedExperts:
+      return "shared_experts";
+    case Group::kRouter:
+      return "router";
+    case Group::kNorm:
+      return "norms";
+    case Group::kLmHead:
+      return "lm_head";
   }
   return "?";
 }
@@ -229,7 +250,8 @@ bool module_ignored(const std::string& module, const std::vector<std::string>& p
       continue;
     }
     if (module == p) return true;
-    if (module.size() > p.size() && module.compare(0, p.size(), p) == 0 && module[p.size()] == '.') return true;
+    if (module.size() > p.size() && module.compare(0, p.size(), p) == 0 && module[p.size()] == '.')
+      return true;
     if (fnmatch(p.c_str(), module.c_str(), 0) == 0) return true;
     const std::string with_children = p + ".*";
     if (fnmatch(with_children.c_str(), module.c_str(), 0) == 0) return true;
@@ -246,11 +268,16 @@ WeightFormatId tensor_format(const ModelShape& m, const TensorSpec& t, FormatCho
     case FormatChoice::kAsIs:
       if (m.quant.method.empty() || module_ignored(t.module, m.quant.ignore)) return t.unquantized;
       return m.quant.linear_format;
-    case FormatChoice::kBf16: return WeightFormatId::kBf16;
-    case FormatChoice::kFp8: return WeightFormatId::kFp8;
-    case FormatChoice::kFp8Block: return WeightFormatId::kFp8Block;
-    case FormatChoice::kNvfp4: return WeightFormatId::kNvfp4;
-    case FormatChoice::kMxfp4: return WeightFormatId::kMxfp4;
+    case FormatChoice::kBf16:
+      return WeightFormatId::kBf16;
+    case FormatChoice::kFp8:
+      return WeightFormatId::kFp8;
+    case FormatChoice::kFp8Block:
+      return WeightFormatId::kFp8Block;
+    case FormatChoice::kNvfp4:
+      return WeightFormatId::kNvfp4;
+    case FormatChoice::kMxfp4:
+      return WeightFormatId::kMxfp4;
   }
   return WeightFormatId::kBf16;
 }

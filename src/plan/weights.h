@@ -21,15 +21,15 @@ enum class ComputeClass { kFp4, kFp8, kBf16 };
 // where a block dimension of 0 means "the whole dimension" and scale_bytes 0 means no block scale.
 struct WeightFormat {
   WeightFormatId id;
-  const char* name;          // as `--format` spells it
+  const char* name;  // as `--format` spells it
   int elem_bits;
   int64_t block_rows;
   int64_t block_cols;
-  int scale_bytes;           // bytes per block scale
-  const char* scale_dtype;   // "E4M3", "E8M0", "F32", "" (none)
-  int num_f32_scalars;       // per-tensor F32 scalars (weight_scale, input_scale, ...)
+  int scale_bytes;          // bytes per block scale
+  const char* scale_dtype;  // "E4M3", "E8M0", "F32", "" (none)
+  int num_f32_scalars;      // per-tensor F32 scalars (weight_scale, input_scale, ...)
   ComputeClass compute;
-  const char* layout;        // where the layout is documented
+  const char* layout;  // where the layout is documented
 };
 
 const WeightFormat& weight_format(WeightFormatId id);
@@ -49,14 +49,14 @@ const char* group_name(Group group);
 
 // One tensor (or `count` identical tensors, e.g. the routed experts of one layer).
 struct TensorSpec {
-  std::string name;     // checkpoint name, e.g. "model.layers.3.self_attn.q_proj.weight"
-  std::string module;   // module path matched against ignore lists, e.g. "model.layers.3.self_attn.q_proj"
+  std::string name;    // checkpoint name, e.g. "model.layers.3.self_attn.q_proj.weight"
+  std::string module;  // module path matched against ignore lists, e.g. "model.layers.3.self_attn.q_proj"
   Group group = Group::kAttention;
   int64_t out_dim = 1;  // rows; 1-D tensors have out_dim 1
   int64_t in_dim = 1;   // columns
   int64_t count = 1;
-  bool linear = false;  // a Linear weight a format may quantize
-  bool routed = false;  // belongs to a routed expert (only the selected experts are read)
+  bool linear = false;     // a Linear weight a format may quantize
+  bool routed = false;     // belongs to a routed expert (only the selected experts are read)
   bool embedding = false;  // a lookup table: one row is read per token
   WeightFormatId unquantized = WeightFormatId::kBf16;  // storage when not quantized
   int64_t num_elems() const { return out_dim * in_dim * count; }

@@ -57,10 +57,16 @@ TEST(IgnoreList, MatchesLikeVllmAndCompressedTensors) {
 }
 
 ModelShape tiny_qwen3() {
-  const nlohmann::json config = {
-      {"architectures", {"Qwen3ForCausalLM"}}, {"model_type", "qwen3"}, {"hidden_size", 64},
-      {"intermediate_size", 128}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-      {"num_key_value_heads", 2}, {"head_dim", 32}, {"vocab_size", 100}, {"tie_word_embeddings", false}};
+  const nlohmann::json config = {{"architectures", {"Qwen3ForCausalLM"}},
+                                 {"model_type", "qwen3"},
+                                 {"hidden_size", 64},
+                                 {"intermediate_size", 128},
+                                 {"num_hidden_layers", 2},
+                                 {"num_attention_heads", 4},
+                                 {"num_key_value_heads", 2},
+                                 {"head_dim", 32},
+                                 {"vocab_size", 100},
+                                 {"tie_word_embeddings", false}};
   auto shape = parse_model_config(config, "tiny.json");
   EXPECT_TRUE(shape.ok()) << shape.status().message();
   return *shape;
@@ -107,18 +113,25 @@ TEST(QuantConfig, RecognisesTheProducers) {
   auto fp8 = parse_quant_config(json{{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}, "c");
   ASSERT_TRUE(fp8.ok());
   EXPECT_EQ(fp8->linear_format, WeightFormatId::kFp8Block);
-  auto mo = parse_quant_config(json{{"quant_method", "modelopt"}, {"quant_algo", "NVFP4"},
-                                    {"kv_cache_quant_algo", "FP8"}, {"exclude_modules", {"lm_head"}}}, "c");
+  auto mo = parse_quant_config(json{{"quant_method", "modelopt"},
+                                    {"quant_algo", "NVFP4"},
+                                    {"kv_cache_quant_algo", "FP8"},
+                                    {"exclude_modules", {"lm_head"}}},
+                               "c");
   ASSERT_TRUE(mo.ok());
   EXPECT_EQ(mo->linear_format, WeightFormatId::kNvfp4);
   EXPECT_EQ(mo->kv_dtype, KvDtype::kFp8);
-  auto ct = parse_quant_config(json{{"quant_method", "compressed-tensors"}, {"format", "float-quantized"},
-                                    {"config_groups", {{"group_0", {{"weights", {{"strategy", "channel"}}}}}}}},
-                               "c");
+  auto ct =
+      parse_quant_config(json{{"quant_method", "compressed-tensors"},
+                              {"format", "float-quantized"},
+                              {"config_groups", {{"group_0", {{"weights", {{"strategy", "channel"}}}}}}}},
+                         "c");
   ASSERT_TRUE(ct.ok());
   EXPECT_EQ(ct->linear_format, WeightFormatId::kFp8Channel);
-  auto nv = parse_quant_config(json{{"quant_method", "compressed-tensors"}, {"format", "nvfp4-pack-quantized"},
-                                    {"ignore", {"lm_head", "re:.*mlp.gate$"}}}, "c");
+  auto nv = parse_quant_config(json{{"quant_method", "compressed-tensors"},
+                                    {"format", "nvfp4-pack-quantized"},
+                                    {"ignore", {"lm_head", "re:.*mlp.gate$"}}},
+                               "c");
   ASSERT_TRUE(nv.ok());
   EXPECT_EQ(nv->linear_format, WeightFormatId::kNvfp4);
   auto awq = parse_quant_config(json{{"quant_method", "awq"}}, "cfg.json");
@@ -129,8 +142,11 @@ TEST(QuantConfig, RecognisesTheProducers) {
 
 TEST(ModelConfig, ErrorsNameTheField) {
   using nlohmann::json;
-  json config = {{"model_type", "qwen3"}, {"vocab_size", 10}, {"num_hidden_layers", 1},
-                 {"num_attention_heads", 1}, {"intermediate_size", 8}};
+  json config = {{"model_type", "qwen3"},
+                 {"vocab_size", 10},
+                 {"num_hidden_layers", 1},
+                 {"num_attention_heads", 1},
+                 {"intermediate_size", 8}};
   auto missing = parse_model_config(config, "x/config.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("'hidden_size'"), std::string::npos);
@@ -157,9 +173,16 @@ namespace {
 
 TEST(ModelConfig, RejectsImplausibleShapes) {
   using nlohmann::json;
-  const json base = {{"model_type", "qwen3_moe"}, {"vocab_size", 100}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-                     {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16}, {"num_experts", 4},
-                     {"num_experts_per_tok", 2}, {"moe_intermediate_size", 32}};
+  const json base = {{"model_type", "qwen3_moe"},
+                     {"vocab_size", 100},
+                     {"hidden_size", 64},
+                     {"num_hidden_layers", 2},
+                     {"num_attention_heads", 4},
+                     {"num_key_value_heads", 2},
+                     {"head_dim", 16},
+                     {"num_experts", 4},
+                     {"num_experts_per_tok", 2},
+                     {"moe_intermediate_size", 32}};
   ASSERT_TRUE(parse_model_config(base, "x").ok());
   json too_many_k = base;
   too_many_k["num_experts_per_tok"] = 5;
