@@ -123,6 +123,42 @@ TEST(EngineCore, ConcurrentRequestsMatchRunningAlone) {
   EXPECT_EQ(st.scheduler.num_generation_tokens, 12 * 4 + 66);
 }
 
+// The bar with the fake model: 32 concurrent greedy requests of mixed lengths with shared
+// prefixes, on a pool small enough to preempt, give the same tokens as each run alone.
+TEST(EngineCore, ThirtyTwoConcurrentEqualSoloRuns) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 32; ++i) {
+    std::vector<int32_t> p = prompt_of(8 * (i % 3), 100 + i % 3);  // three shared prefixes (or none)
+    auto tail = prompt_of(1 + (i * 7) % 23, i);
+    p.insert(p.end(), tail.begin(), tail.end());
+    prompts.push_back(p);
+  }
+  auto max_tokens = [](int i) { return 3 + (i * 5) % 17; };
+  std::vector<std::vector<int32_t>> solo;
+  {
+    Harness h = make_engine(fixed_plan(64), 1, 64);
+    for (int i = 0; i < 32; ++i) {
+      auto handle = h.engine->add_request(request(prompts[static_cast<size_t>(i)], max_tokens(i))).value();
+      solo.push_back(drain(handle).tokens);
+    }
+  }
+  Harness h = make_engine(fixed_plan(40), 32, 48);
+  std::vector<RequestHandle> handles;
+  for (int i = 0; i < 32; ++i)
+    handles.push_back(h.engine->add_request(request(prompts[static_cast<size_t>(i)], max_tokens(i))).value());
+  for (int i = 0; i < 32; ++i) {
+    Drained d = drain(handles[static_cast<size_t>(i)]);
+    EXPECT_EQ(d.tokens, solo[static_cast<size_t>(i)]) << i;
+    EXPECT_EQ(d.tokens.size(), static_cast<size_t>(max_tokens(i)));
+  }
+  h.engine->shutdown();
+  EXPECT_EQ(h.runner->errors(), std::vector<std::string>{});
+  const EngineStats st = h.engine->stats();
+  EXPECT_GT(st.scheduler.num_preemptions, 0);
+  EXPECT_GT(st.scheduler.prefix_cache.hits, 0);
+  EXPECT_EQ(st.scheduler.kv_num_free_blocks, st.scheduler.kv_num_blocks);
+}
+
 TEST(EngineCore, AddRequestValidatesSynchronously) {
   Harness h = make_engine(fixed_plan(16));
   auto too_long = h.engine->add_request(request(prompt_of(300, 1), 4));

@@ -59,6 +59,7 @@ class FakeModelRunner : public ModelRunner {
       const ScheduledRequest& s = so.scheduled[i];
       const auto& all = s.request->all_token_ids();
       const std::string& id = s.request_id();
+      if (s.num_scheduled_tokens() == 0) error(id + ": scheduled with no tokens");
       // Inputs must be the request's next tokens at their positions.
       for (int32_t k = 0; k < s.num_scheduled_tokens(); ++k) {
         const int32_t p = s.num_computed_tokens + k;
