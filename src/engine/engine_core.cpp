@@ -220,14 +220,16 @@ void EngineCore::deliver(std::vector<EngineCoreOutput> outputs) {
   for (EngineCoreOutput& output : outputs) {
     auto it = channels_.find(output.request_id);
     if (it == channels_.end()) continue;
-    const bool finished = output.finished();
-    const std::string id = output.request_id;
-    detail::push_output(*it->second, std::move(output));
-    if (finished) {
+    std::shared_ptr<detail::OutputChannel> channel = it->second;
+    if (output.finished()) {
+      // Free the id before the consumer can see the end, so it may reuse the id at once.
+      {
+        std::lock_guard lock(inbox_->mu);
+        inbox_->live_ids.erase(output.request_id);
+      }
       channels_.erase(it);
-      std::lock_guard lock(inbox_->mu);
-      inbox_->live_ids.erase(id);
     }
+    detail::push_output(*channel, std::move(output));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <map>
 #include <thread>
 
@@ -161,6 +162,10 @@ TEST(EngineCore, ThirtyTwoConcurrentEqualSoloRuns) {
 
 TEST(EngineCore, AddRequestValidatesSynchronously) {
   Harness h = make_engine(fixed_plan(16));
+  // Hold the engine in its first step so "same" stays live while the duplicate arrives.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  h.runner->set_before_step([released] { released.wait(); });
   auto too_long = h.engine->add_request(request(prompt_of(300, 1), 4));
   ASSERT_FALSE(too_long.ok());
   EXPECT_EQ(too_long.status().code(), base::ErrorCode::kInvalidArgument);
@@ -178,6 +183,12 @@ TEST(EngineCore, AddRequestValidatesSynchronously) {
   auto named = h.engine->add_request(request(prompt_of(4, 2), 2));
   ASSERT_TRUE(named.ok());
   EXPECT_EQ(named->request_id().rfind("req-", 0), 0u);
+  release.set_value();
+  EXPECT_EQ(drain(*a).finish_reason, FinishReason::kLength);
+  // Once finished, the id may be used again.
+  auto again = h.engine->add_request(request(prompt_of(4, 1), 4, "same"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(drain(*again).finish_reason, FinishReason::kLength);
 }
 
 TEST(EngineCore, AbortAndDroppedHandlesFreeBlocks) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +49,7 @@ class FakeModelRunner : public ModelRunner {
 
   base::Result<ModelRunnerOutput> execute_model(const SchedulerOutput& so) override {
     ++num_steps_;
+    if (before_step_) before_step_();
     if (fail_next_step_) {
       fail_next_step_ = false;
       return base::internal_error("fake runner: injected failure");
@@ -101,6 +103,8 @@ class FakeModelRunner : public ModelRunner {
   int64_t num_resizes() const { return num_resizes_; }
   void set_max_backed_blocks(int32_t n) { max_backed_blocks_ = n; }  // -1 = unlimited
   void fail_next_step() { fail_next_step_ = true; }
+  // Called at the start of every step on the engine thread (tests use it to hold the engine).
+  void set_before_step(std::function<void()> fn) { before_step_ = std::move(fn); }
 
  private:
   struct Slot {
@@ -123,6 +127,7 @@ class FakeModelRunner : public ModelRunner {
   int32_t num_blocks_ = 0;
   int32_t max_backed_blocks_ = -1;
   bool fail_next_step_ = false;
+  std::function<void()> before_step_;
   int64_t num_steps_ = 0;
   int64_t num_resizes_ = 0;
   std::vector<Slot> slots_;  // [num_blocks * block_size]
