@@ -139,6 +139,7 @@ base::Result<std::unique_ptr<EngineCore>> EngineCore::create(EngineConfig config
   kv_config.block_size_tokens = plan.block_size;
   kv_config.num_blocks = plan.initial_num_blocks;
   kv_config.max_num_blocks = plan.max_num_blocks;
+  kv_config.groups = config.kv_cache_groups;
   NIBBLE_ASSIGN_OR_RETURN(auto kv_manager,
                           KVCacheManager::create(kv_config, sc.max_model_len, config.enable_prefix_caching));
   NIBBLE_TRY(runner->set_num_kv_blocks(plan.initial_num_blocks).with_context("allocating the KV cache"));

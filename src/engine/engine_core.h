@@ -39,6 +39,8 @@ struct EngineConfig {
   SchedulerConfig scheduler;
   KvCachePlan kv_cache;  // from plan_kv_cache(); growable plans grow on demand
   bool enable_prefix_caching = true;
+  // Layer groups by attention kind (empty = one full-attention group); see KVCacheGroupSpec.
+  std::vector<KVCacheGroupSpec> kv_cache_groups;
   // Give KV memory back (down to kv_cache.min_num_blocks) after the engine was idle this long;
   // negative = never. Shrinking drops the prefix cache of the removed blocks.
   std::chrono::milliseconds kv_shrink_idle_delay{10'000};

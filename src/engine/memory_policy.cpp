@@ -167,19 +167,64 @@ std::optional<int64_t> parse_cgroup_bytes(std::string_view text) {
   return value;
 }
 
+CgroupPaths parse_proc_self_cgroup(std::string_view text) {
+  CgroupPaths paths;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    // "hierarchy-id:controller-list:path"; the path may itself contain ':'.
+    const size_t first = line.find(':');
+    const size_t second = first == std::string::npos ? std::string::npos : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    const std::string id = line.substr(0, first);
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const std::string path = line.substr(second + 1);
+    if (id == "0" && controllers.empty()) {
+      paths.v2 = path;
+      continue;
+    }
+    std::istringstream list(controllers);
+    std::string controller;
+    while (std::getline(list, controller, ','))
+      if (controller == "memory") paths.v1_memory = path;
+  }
+  return paths;
+}
+
+namespace {
+
+// Walks from mount_root/rel_path up to mount_root and keeps the level with the least room
+// (limit - usage). Directories that do not exist (a cgroup namespace hides the host's path) are
+// skipped, so inside a container the walk ends at the container's own cgroup.
+void apply_tightest_cgroup_limit(const std::string& mount_root, std::string rel_path, const char* limit_file,
+                                 const char* usage_file, MemoryInfo& info) {
+  for (;;) {
+    while (!rel_path.empty() && rel_path.back() == '/') rel_path.pop_back();
+    const std::string dir = mount_root + rel_path;
+    if (auto limit = parse_cgroup_bytes(read_file_text((dir + "/" + limit_file).c_str()))) {
+      const int64_t usage = parse_cgroup_bytes(read_file_text((dir + "/" + usage_file).c_str())).value_or(0);
+      if (!info.cgroup_limit_bytes || *limit - usage < *info.cgroup_limit_bytes - info.cgroup_usage_bytes) {
+        info.cgroup_limit_bytes = *limit;
+        info.cgroup_usage_bytes = usage;
+      }
+    }
+    if (rel_path.empty()) return;
+    const size_t slash = rel_path.rfind('/');
+    rel_path = slash == std::string::npos ? std::string() : rel_path.substr(0, slash);
+  }
+}
+
+}  // namespace
+
 base::Result<MemoryInfo> read_memory_info() {
   const std::string meminfo = read_file_text("/proc/meminfo");
   if (meminfo.empty()) return base::io_error("/proc/meminfo: cannot read");
   NIBBLE_ASSIGN_OR_RETURN(MemoryInfo info, parse_meminfo(meminfo));
-  // cgroup v2 unified hierarchy, as mounted inside containers; then cgroup v1.
-  std::string limit = read_file_text("/sys/fs/cgroup/memory.max");
-  std::string usage = read_file_text("/sys/fs/cgroup/memory.current");
-  if (limit.empty()) {
-    limit = read_file_text("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-    usage = read_file_text("/sys/fs/cgroup/memory/memory.usage_in_bytes");
-  }
-  info.cgroup_limit_bytes = parse_cgroup_bytes(limit);
-  if (info.cgroup_limit_bytes) info.cgroup_usage_bytes = parse_cgroup_bytes(usage).value_or(0);
+  const CgroupPaths paths = parse_proc_self_cgroup(read_file_text("/proc/self/cgroup"));
+  // cgroup v2 (unified) and v1 (memory controller); on hybrid systems both may apply.
+  apply_tightest_cgroup_limit("/sys/fs/cgroup", paths.v2.value_or(""), "memory.max", "memory.current", info);
+  apply_tightest_cgroup_limit("/sys/fs/cgroup/memory", paths.v1_memory.value_or(""), "memory.limit_in_bytes",
+                              "memory.usage_in_bytes", info);
   return info;
 }
 

@@ -52,7 +52,15 @@ struct MemoryInfo {
 base::Result<MemoryInfo> parse_meminfo(std::string_view text);
 // Parses a cgroup memory file: a byte count, or "max" (v2) / a huge value (v1) = unlimited.
 std::optional<int64_t> parse_cgroup_bytes(std::string_view text);
-// Reads /proc/meminfo and the cgroup v2 (or v1) memory files of this process.
+// This process's cgroup paths from /proc/self/cgroup: the v2 one ("0::/path") and the v1
+// memory controller's ("N:memory:/path", possibly in a comma-separated controller list).
+struct CgroupPaths {
+  std::optional<std::string> v2;
+  std::optional<std::string> v1_memory;
+};
+CgroupPaths parse_proc_self_cgroup(std::string_view text);
+// Reads /proc/meminfo and the memory limits of this process's cgroup and its ancestors (v2 and
+// v1), keeping the tightest.
 base::Result<MemoryInfo> read_memory_info();
 
 // Bytes of K and V for one token across all layers: 2 x layers x kv_heads x head_dim x dtype bytes.

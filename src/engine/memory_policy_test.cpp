@@ -59,6 +59,19 @@ TEST(MemoryInfo, ParsesMeminfoAndCgroups) {
   EXPECT_NE(limited.describe().find("cgroup limit 8.00 GiB"), std::string::npos) << limited.describe();
 }
 
+TEST(MemoryInfo, ParsesProcSelfCgroup) {
+  const CgroupPaths hybrid = parse_proc_self_cgroup(
+      "9:name=systemd:/\n4:memory:/process_api/abc\n3:cpu,cpuacct:/x\n0::/\n");
+  EXPECT_EQ(hybrid.v1_memory, "/process_api/abc");
+  EXPECT_EQ(hybrid.v2, "/");
+  const CgroupPaths v2 = parse_proc_self_cgroup("0::/system.slice/nibble.service\n");
+  EXPECT_EQ(v2.v2, "/system.slice/nibble.service");
+  EXPECT_EQ(v2.v1_memory, std::nullopt);
+  const CgroupPaths v1 = parse_proc_self_cgroup("5:cpuacct,memory,cpu:/docker/id:with:colons\n");
+  EXPECT_EQ(v1.v1_memory, "/docker/id:with:colons");
+  EXPECT_EQ(parse_proc_self_cgroup("garbage\n").v2, std::nullopt);
+}
+
 TEST(MemoryInfo, ReadsThisMachine) {
   auto info = read_memory_info();
   ASSERT_TRUE(info.ok()) << info.status().message();
