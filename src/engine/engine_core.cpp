@@ -21,17 +21,17 @@ struct EngineInbox {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::pair<EngineCoreRequest, std::shared_ptr<OutputChannel>>> new_requests;
-  std::vector<std::string> aborts;
+  std::vector<std::pair<std::string, FinishReason>> aborts;
   std::unordered_set<std::string> live_ids;  // added and not yet finished
   int32_t num_waiting = 0;                   // scheduler's waiting queue, as of the last step
   int64_t next_request_number = 0;
   bool stopped = false;
 
-  void push_abort(const std::string& request_id) {
+  void push_abort(const std::string& request_id, FinishReason reason) {
     {
       std::lock_guard lock(mu);
       if (stopped || !live_ids.contains(request_id)) return;
-      aborts.push_back(request_id);
+      aborts.emplace_back(request_id, reason);
     }
     cv.notify_one();
   }
@@ -91,13 +91,13 @@ RequestHandle& RequestHandle::operator=(RequestHandle&& other) noexcept {
 RequestHandle::~RequestHandle() { release(); }
 
 void RequestHandle::release() {
-  if (inbox_ && !done_) inbox_->push_abort(request_id_);
+  if (inbox_ && !done_) inbox_->push_abort(request_id_, FinishReason::kAbort);
   inbox_.reset();
   channel_.reset();
 }
 
-void RequestHandle::abort() {
-  if (inbox_ && !done_) inbox_->push_abort(request_id_);
+void RequestHandle::finish(FinishReason reason) {
+  if (inbox_ && !done_) inbox_->push_abort(request_id_, reason);
 }
 
 std::optional<RequestOutput> RequestHandle::take(std::unique_lock<std::mutex>&) {
@@ -194,7 +194,9 @@ base::Result<RequestHandle> EngineCore::add_request(EngineCoreRequest request) {
   return RequestHandle(std::move(id), std::move(channel), inbox_);
 }
 
-void EngineCore::abort(const std::string& request_id) { inbox_->push_abort(request_id); }
+void EngineCore::finish_request(const std::string& request_id, FinishReason reason) {
+  inbox_->push_abort(request_id, reason);
+}
 
 EngineStats EngineCore::stats() const {
   std::lock_guard lock(stats_mu_);
@@ -307,7 +309,7 @@ void EngineCore::run_loop() {
   detail::EngineInbox& inbox = *inbox_;
   for (;;) {
     std::vector<std::pair<EngineCoreRequest, std::shared_ptr<detail::OutputChannel>>> adds;
-    std::vector<std::string> aborts;
+    std::vector<std::pair<std::string, FinishReason>> aborts;
     {
       std::unique_lock lock(inbox.mu);
       auto has_input = [&] { return inbox.stopped || !inbox.new_requests.empty() || !inbox.aborts.empty(); };
@@ -339,7 +341,13 @@ void EngineCore::run_loop() {
         deliver({detail::final_output(id, reason, st.message())});
       }
     }
-    if (!aborts.empty()) deliver(scheduler_->finish_requests(aborts, RequestStatus::kFinishedAborted));
+    for (const auto& [id, reason] : aborts) {
+      const RequestStatus status = reason == FinishReason::kStop     ? RequestStatus::kFinishedStopped
+                                   : reason == FinishReason::kLength ? RequestStatus::kFinishedLengthCapped
+                                   : reason == FinishReason::kError  ? RequestStatus::kFinishedError
+                                                                     : RequestStatus::kFinishedAborted;
+      deliver(scheduler_->finish_requests({id}, status));
+    }
     if (scheduler_->has_unfinished_requests()) step();
     publish_stats();
   }

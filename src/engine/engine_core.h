@@ -7,7 +7,8 @@
 //
 // Dropping a RequestHandle before its final output aborts the request (a disconnected client
 // frees its KV blocks within one engine step). Stop strings: the detokenizer, watching the stream,
-// calls abort() once a stop string appears and reports finish_reason "stop" itself.
+// calls finish(FinishReason::kStop) once a stop string appears (vLLM aborts from its output
+// processor the same way); the stream then ends with finish_reason kStop.
 #pragma once
 
 #include <atomic>
@@ -80,7 +81,9 @@ class RequestHandle {
   std::optional<RequestOutput> next_for(std::chrono::nanoseconds timeout);
   // The final output has been returned.
   bool done() const { return done_; }
-  void abort();
+  void abort() { finish(FinishReason::kAbort); }
+  // Ends the request early with `reason` (kStop for a stop string, kAbort otherwise).
+  void finish(FinishReason reason);
 
  private:
   std::optional<RequestOutput> take(std::unique_lock<std::mutex>& lock);
@@ -106,7 +109,9 @@ class EngineCore {
   base::Result<RequestHandle> add_request(EngineCoreRequest request);
   // Aborts a waiting or running request; its blocks are freed before the next step. Unknown ids
   // are ignored. Its stream gets a final output with finish_reason kAbort.
-  void abort(const std::string& request_id);
+  void abort(const std::string& request_id) { finish_request(request_id, FinishReason::kAbort); }
+  // Ends a request early with `reason`: kStop (a stop string matched), kAbort or kError.
+  void finish_request(const std::string& request_id, FinishReason reason);
   EngineStats stats() const;
   // Stops the thread after the current step; unfinished requests end with kAbort.
   void shutdown();

@@ -64,6 +64,29 @@ Harness make_engine(KvCachePlan plan, int32_t max_num_seqs = 8, int32_t budget =
   return h;
 }
 
+// Lets the engine run `free_steps` steps, then holds it at the start of the next one until
+// open(): a test can act "while a request is still running" without depending on timing.
+class StepGate {
+ public:
+  StepGate(FakeModelRunner* runner, int free_steps) : released_(release_.get_future().share()) {
+    auto released = released_;
+    auto steps = std::make_shared<int>(0);
+    runner->set_before_step([released, steps, free_steps] {
+      if (++*steps > free_steps) released.wait();
+    });
+  }
+  ~StepGate() { open(); }
+  void open() {
+    if (!opened_) release_.set_value();
+    opened_ = true;
+  }
+
+ private:
+  std::promise<void> release_;
+  std::shared_future<void> released_;
+  bool opened_ = false;
+};
+
 std::vector<int32_t> prompt_of(int32_t n, int32_t seed) {
   std::vector<int32_t> v(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = 1 + (seed * 31 + i * 17) % (kVocab - 1);
@@ -193,15 +216,17 @@ TEST(EngineCore, AddRequestValidatesSynchronously) {
 
 TEST(EngineCore, AbortAndDroppedHandlesFreeBlocks) {
   Harness h = make_engine(fixed_plan(64), 4, 8);
-  auto a = h.engine->add_request(request(prompt_of(10, 1), 200)).value();
-  auto b = h.engine->add_request(request(prompt_of(10, 2), 200)).value();
+  StepGate gate(h.runner, 1);
+  auto a = h.engine->add_request(request(prompt_of(4, 1), 200)).value();
+  auto b = h.engine->add_request(request(prompt_of(4, 2), 200)).value();
   ASSERT_TRUE(a.next().has_value());  // it runs
   h.engine->abort(a.request_id());
-  Drained da = drain(a);
-  EXPECT_EQ(da.finish_reason, FinishReason::kAbort);
   {
     RequestHandle dropped = std::move(b);  // goes out of scope unfinished: aborts
   }
+  gate.open();
+  Drained da = drain(a);
+  EXPECT_EQ(da.finish_reason, FinishReason::kAbort);
   // A third request runs to completion after both are gone; by then their blocks are free.
   auto c = h.engine->add_request(request(prompt_of(5, 3), 3)).value();
   EXPECT_EQ(drain(c).finish_reason, FinishReason::kLength);
@@ -210,6 +235,20 @@ TEST(EngineCore, AbortAndDroppedHandlesFreeBlocks) {
   const EngineStats st = h.engine->stats();
   EXPECT_EQ(st.scheduler.num_finished_abort, 2);
   EXPECT_EQ(st.scheduler.kv_num_free_blocks, st.scheduler.kv_num_blocks);
+}
+
+TEST(EngineCore, StopStringHookEndsWithStop) {
+  Harness h = make_engine(fixed_plan(64), 4, 8);
+  StepGate gate(h.runner, 1);
+  auto a = h.engine->add_request(request(prompt_of(6, 1), 200)).value();
+  ASSERT_TRUE(a.next().has_value());
+  a.finish(FinishReason::kStop);  // as the detokenizer does when a stop string appears
+  gate.open();
+  Drained d = drain(a);
+  EXPECT_EQ(d.finish_reason, FinishReason::kStop);
+  h.engine->shutdown();
+  EXPECT_EQ(h.engine->stats().scheduler.num_finished_stop, 1);
+  EXPECT_EQ(h.engine->stats().scheduler.num_finished_abort, 0);
 }
 
 TEST(EngineCore, NextForTimesOutWithoutLosingOutput) {
@@ -283,12 +322,18 @@ TEST(EngineCore, ModelFailureFailsTheBatchOnly) {
 
 TEST(EngineCore, ShutdownEndsEveryStream) {
   Harness h = make_engine(fixed_plan(64), 1, 8);
+  StepGate gate(h.runner, 1);
   auto a = h.engine->add_request(request(prompt_of(3, 1), 200)).value();
   auto b = h.engine->add_request(request(prompt_of(3, 2), 200)).value();
-  h.engine->shutdown();
+  ASSERT_TRUE(a.next().has_value());  // the engine is now held inside its second step
+  std::thread stopper([&] { h.engine->shutdown(); });
+  // Once the engine refuses new work it is stopping; let the held step finish.
+  while (h.engine->add_request(request(prompt_of(3, 3), 2)).status().code() != base::ErrorCode::kCancelled)
+    std::this_thread::yield();
+  gate.open();
+  stopper.join();
   EXPECT_EQ(drain(a).finish_reason, FinishReason::kAbort);
   EXPECT_EQ(drain(b).finish_reason, FinishReason::kAbort);
-  EXPECT_EQ(h.engine->add_request(request(prompt_of(3, 3), 2)).status().code(), base::ErrorCode::kCancelled);
 }
 
 }  // namespace
