@@ -12,11 +12,16 @@ KVCacheBlock* FreeKVCacheBlockQueue::popleft() {
 }
 
 void FreeKVCacheBlockQueue::remove(KVCacheBlock* block) {
-  NIBBLE_CHECK(block->in_free_queue, "block " + std::to_string(block->block_id) + " is not in the free queue");
-  if (block->prev_free) block->prev_free->next_free = block->next_free;
-  else head_ = block->next_free;
-  if (block->next_free) block->next_free->prev_free = block->prev_free;
-  else tail_ = block->prev_free;
+  NIBBLE_CHECK(block->in_free_queue,
+               "block " + std::to_string(block->block_id) + " is not in the free queue");
+  if (block->prev_free)
+    block->prev_free->next_free = block->next_free;
+  else
+    head_ = block->next_free;
+  if (block->next_free)
+    block->next_free->prev_free = block->prev_free;
+  else
+    tail_ = block->prev_free;
   block->prev_free = block->next_free = nullptr;
   block->in_free_queue = false;
   --num_free_blocks_;
@@ -26,8 +31,10 @@ void FreeKVCacheBlockQueue::append(KVCacheBlock* block) {
   NIBBLE_CHECK(!block->in_free_queue, "block " + std::to_string(block->block_id) + " is already free");
   block->prev_free = tail_;
   block->next_free = nullptr;
-  if (tail_) tail_->next_free = block;
-  else head_ = block;
+  if (tail_)
+    tail_->next_free = block;
+  else
+    head_ = block;
   tail_ = block;
   block->in_free_queue = true;
   ++num_free_blocks_;
@@ -37,8 +44,10 @@ void FreeKVCacheBlockQueue::appendleft(KVCacheBlock* block) {
   NIBBLE_CHECK(!block->in_free_queue, "block " + std::to_string(block->block_id) + " is already free");
   block->prev_free = nullptr;
   block->next_free = head_;
-  if (head_) head_->prev_free = block;
-  else tail_ = block;
+  if (head_)
+    head_->prev_free = block;
+  else
+    tail_ = block;
   head_ = block;
   block->in_free_queue = true;
   ++num_free_blocks_;
@@ -70,8 +79,8 @@ void BlockPool::maybe_evict_cached_block(KVCacheBlock* block) {
 
 std::vector<KVCacheBlock*> BlockPool::get_new_blocks(int32_t num_blocks) {
   NIBBLE_CHECK(num_blocks >= 0 && num_blocks <= get_num_free_blocks(),
-               "get_new_blocks(" + std::to_string(num_blocks) + ") with " + std::to_string(get_num_free_blocks()) +
-                   " free");
+               "get_new_blocks(" + std::to_string(num_blocks) + ") with " +
+                   std::to_string(get_num_free_blocks()) + " free");
   std::vector<KVCacheBlock*> out;
   out.reserve(static_cast<size_t>(num_blocks));
   for (int32_t i = 0; i < num_blocks; ++i) {
@@ -103,8 +112,9 @@ KVCacheBlock* BlockPool::get_cached_block(const BlockHash& block_hash) const {
   return it == cached_block_hash_to_block_.end() ? nullptr : it->second;
 }
 
-void BlockPool::cache_full_blocks(std::span<KVCacheBlock* const> blocks, std::span<const BlockHash> block_hashes,
-                                  int32_t num_cached_blocks, int32_t num_full_blocks) {
+void BlockPool::cache_full_blocks(std::span<KVCacheBlock* const> blocks,
+                                  std::span<const BlockHash> block_hashes, int32_t num_cached_blocks,
+                                  int32_t num_full_blocks) {
   if (!enable_caching_) return;
   NIBBLE_CHECK(num_full_blocks <= static_cast<int32_t>(blocks.size()) &&
                    num_full_blocks <= static_cast<int32_t>(block_hashes.size()),
@@ -135,7 +145,8 @@ void BlockPool::grow(int32_t num_blocks) {
     blocks_.back().block_id = first_id + i;
   }
   // Front of the queue, lowest id first: fresh blocks are used before cached ones are evicted.
-  for (int32_t i = num_blocks - 1; i >= 0; --i) free_block_queue_.appendleft(&blocks_[static_cast<size_t>(first_id + i)]);
+  for (int32_t i = num_blocks - 1; i >= 0; --i)
+    free_block_queue_.appendleft(&blocks_[static_cast<size_t>(first_id + i)]);
 }
 
 int32_t BlockPool::num_free_tail_blocks() const {
@@ -146,8 +157,8 @@ int32_t BlockPool::num_free_tail_blocks() const {
 
 void BlockPool::shrink(int32_t num_blocks) {
   NIBBLE_CHECK(num_blocks >= 0 && num_blocks <= num_free_tail_blocks(),
-               "shrink(" + std::to_string(num_blocks) + ") but only " + std::to_string(num_free_tail_blocks()) +
-                   " tail blocks are free");
+               "shrink(" + std::to_string(num_blocks) + ") but only " +
+                   std::to_string(num_free_tail_blocks()) + " tail blocks are free");
   for (int32_t i = 0; i < num_blocks; ++i) {
     KVCacheBlock* block = &blocks_.back();
     free_block_queue_.remove(block);

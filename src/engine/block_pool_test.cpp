@@ -123,7 +123,8 @@ TEST(BlockPool, GrowAddsFreshBlocksAheadOfCachedOnes) {
 TEST(BlockPool, ShrinkRemovesOnlyFreeTailBlocks) {
   BlockPool pool(6, true);
   auto blocks = pool.get_new_blocks(6);
-  const std::vector<BlockHash> hashes = {hash_of(1), hash_of(2), hash_of(3), hash_of(4), hash_of(5), hash_of(6)};
+  const std::vector<BlockHash> hashes = {hash_of(1), hash_of(2), hash_of(3),
+                                         hash_of(4), hash_of(5), hash_of(6)};
   pool.cache_full_blocks(blocks, hashes, 0, 6);
   pool.free_blocks(std::vector<KVCacheBlock*>{blocks[5], blocks[4], blocks[1]});
   EXPECT_EQ(pool.num_free_tail_blocks(), 2);  // block 3 is still held

@@ -53,8 +53,10 @@ void merge_into(EngineCoreOutput& into, EngineCoreOutput&& delta) {
 void push_output(OutputChannel& channel, EngineCoreOutput&& output) {
   {
     std::lock_guard lock(channel.mu);
-    if (channel.pending) merge_into(*channel.pending, std::move(output));
-    else channel.pending = std::move(output);
+    if (channel.pending)
+      merge_into(*channel.pending, std::move(output));
+    else
+      channel.pending = std::move(output);
   }
   channel.cv.notify_all();
 }
@@ -88,7 +90,9 @@ RequestHandle& RequestHandle::operator=(RequestHandle&& other) noexcept {
   return *this;
 }
 
-RequestHandle::~RequestHandle() { release(); }
+RequestHandle::~RequestHandle() {
+  release();
+}
 
 void RequestHandle::release() {
   if (inbox_ && !done_) inbox_->push_abort(request_id_, FinishReason::kAbort);
@@ -125,7 +129,8 @@ std::optional<RequestOutput> RequestHandle::next_for(std::chrono::nanoseconds ti
 // ---------------------------------------------------------------------------------------------
 // EngineCore
 
-base::Result<std::unique_ptr<EngineCore>> EngineCore::create(EngineConfig config, std::unique_ptr<ModelRunner> runner) {
+base::Result<std::unique_ptr<EngineCore>> EngineCore::create(EngineConfig config,
+                                                             std::unique_ptr<ModelRunner> runner) {
   if (!runner) return base::invalid_argument("engine: no model runner");
   const KvCachePlan& plan = config.kv_cache;
   if (plan.block_size <= 0 || plan.initial_num_blocks <= 0 || plan.max_num_blocks < plan.initial_num_blocks ||
@@ -133,7 +138,8 @@ base::Result<std::unique_ptr<EngineCore>> EngineCore::create(EngineConfig config
     return base::invalid_argument("engine: inconsistent KV cache plan (" + plan.describe() + ")");
   const SchedulerConfig& sc = config.scheduler;
   if (sc.max_num_seqs <= 0) return base::invalid_argument("--max-num-seqs must be positive");
-  if (sc.max_num_batched_tokens <= 0) return base::invalid_argument("--max-num-batched-tokens must be positive");
+  if (sc.max_num_batched_tokens <= 0)
+    return base::invalid_argument("--max-num-batched-tokens must be positive");
   if (sc.max_model_len < 2) return base::invalid_argument("--max-model-len must be at least 2");
   KVCacheConfig kv_config;
   kv_config.block_size_tokens = plan.block_size;
@@ -144,12 +150,14 @@ base::Result<std::unique_ptr<EngineCore>> EngineCore::create(EngineConfig config
                           KVCacheManager::create(kv_config, sc.max_model_len, config.enable_prefix_caching));
   NIBBLE_TRY(runner->set_num_kv_blocks(plan.initial_num_blocks).with_context("allocating the KV cache"));
   auto scheduler = std::make_unique<Scheduler>(sc, std::move(kv_manager));
-  std::unique_ptr<EngineCore> engine(new EngineCore(std::move(config), std::move(runner), std::move(scheduler)));
+  std::unique_ptr<EngineCore> engine(
+      new EngineCore(std::move(config), std::move(runner), std::move(scheduler)));
   engine->thread_ = std::thread([e = engine.get()] { e->run_loop(); });
   return engine;
 }
 
-EngineCore::EngineCore(EngineConfig config, std::unique_ptr<ModelRunner> runner, std::unique_ptr<Scheduler> scheduler)
+EngineCore::EngineCore(EngineConfig config, std::unique_ptr<ModelRunner> runner,
+                       std::unique_ptr<Scheduler> scheduler)
     : config_(std::move(config)),
       runner_(std::move(runner)),
       scheduler_(std::move(scheduler)),
@@ -161,7 +169,9 @@ EngineCore::EngineCore(EngineConfig config, std::unique_ptr<ModelRunner> runner,
   publish_stats();
 }
 
-EngineCore::~EngineCore() { shutdown(); }
+EngineCore::~EngineCore() {
+  shutdown();
+}
 
 void EngineCore::shutdown() {
   {
@@ -179,11 +189,13 @@ base::Result<RequestHandle> EngineCore::add_request(EngineCoreRequest request) {
   {
     std::lock_guard lock(inbox_->mu);
     if (inbox_->stopped) return base::cancelled("engine: shutting down, not accepting requests");
-    if (request.request_id.empty()) request.request_id = "req-" + std::to_string(inbox_->next_request_number++);
+    if (request.request_id.empty())
+      request.request_id = "req-" + std::to_string(inbox_->next_request_number++);
     if (inbox_->live_ids.contains(request.request_id))
       return base::invalid_argument("request_id: '" + request.request_id + "' is already in use");
     const int32_t max_waiting = config_.scheduler.max_num_waiting;
-    if (max_waiting > 0 && inbox_->num_waiting + static_cast<int32_t>(inbox_->new_requests.size()) >= max_waiting)
+    if (max_waiting > 0 &&
+        inbox_->num_waiting + static_cast<int32_t>(inbox_->new_requests.size()) >= max_waiting)
       return base::resource_exhausted("the request queue is full (" + std::to_string(max_waiting) +
                                       " waiting); retry later");
     id = request.request_id;
@@ -254,14 +266,15 @@ int32_t EngineCore::grow_kv_cache(int32_t current_num_blocks, int32_t num_blocks
   }
   ++num_kv_grows_;
   base::log_debug("KV cache grew to " + std::to_string(current_num_blocks + num_blocks) + " blocks (" +
-                  format_bytes(int64_t{current_num_blocks + num_blocks} * config_.kv_cache.bytes_per_block) + ")");
+                  format_bytes(int64_t{current_num_blocks + num_blocks} * config_.kv_cache.bytes_per_block) +
+                  ")");
   return num_blocks;
 }
 
 void EngineCore::maybe_shrink_kv_cache() {
   KVCacheManager& kv = scheduler_->kv_cache_manager();
-  const int32_t removed =
-      kv.shrink(blocks_to_shrink(config_.kv_cache, kv.block_pool().num_blocks()), config_.kv_cache.min_num_blocks);
+  const int32_t removed = kv.shrink(blocks_to_shrink(config_.kv_cache, kv.block_pool().num_blocks()),
+                                    config_.kv_cache.min_num_blocks);
   if (removed <= 0) return;
   ++num_kv_shrinks_;
   base::Status st = runner_->set_num_kv_blocks(kv.block_pool().num_blocks());
@@ -286,8 +299,9 @@ void EngineCore::step() {
   }
   auto result = runner_->execute_model(out);
   if (result.ok() && result->sampled_token_ids.size() != out.scheduled.size())
-    result = base::internal_error("model runner returned " + std::to_string(result->sampled_token_ids.size()) +
-                                  " outputs for " + std::to_string(out.scheduled.size()) + " requests");
+    result =
+        base::internal_error("model runner returned " + std::to_string(result->sampled_token_ids.size()) +
+                             " outputs for " + std::to_string(out.scheduled.size()) + " requests");
   if (result.ok()) {
     for (size_t i = 0; i < out.scheduled.size() && result.ok(); ++i) {
       if (out.scheduled[i].sample && result->sampled_token_ids[i].empty())
@@ -314,8 +328,9 @@ void EngineCore::run_loop() {
       std::unique_lock lock(inbox.mu);
       auto has_input = [&] { return inbox.stopped || !inbox.new_requests.empty() || !inbox.aborts.empty(); };
       if (!scheduler_->has_unfinished_requests() && !has_input()) {
-        const bool can_shrink = config_.kv_shrink_idle_delay.count() >= 0 &&
-                                scheduler_->kv_cache_manager().block_pool().num_blocks() > config_.kv_cache.min_num_blocks;
+        const bool can_shrink =
+            config_.kv_shrink_idle_delay.count() >= 0 &&
+            scheduler_->kv_cache_manager().block_pool().num_blocks() > config_.kv_cache.min_num_blocks;
         if (can_shrink) {
           if (!inbox.cv.wait_for(lock, config_.kv_shrink_idle_delay, has_input)) {
             lock.unlock();
@@ -362,7 +377,8 @@ void EngineCore::run_loop() {
     never_started.swap(inbox.new_requests);
   }
   for (auto& [request, channel] : never_started)
-    detail::push_output(*channel, detail::final_output(request.request_id, FinishReason::kAbort, "engine shut down"));
+    detail::push_output(*channel,
+                        detail::final_output(request.request_id, FinishReason::kAbort, "engine shut down"));
   for (auto& [id, channel] : channels_)
     detail::push_output(*channel, detail::final_output(id, FinishReason::kAbort, "engine shut down"));
   channels_.clear();

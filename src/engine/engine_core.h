@@ -50,7 +50,7 @@ struct EngineConfig {
 };
 
 struct EngineStats {
-  SchedulerStats scheduler;  // running, waiting, KV usage, prefix cache, preemptions, token counters
+  SchedulerStats scheduler;        // running, waiting, KV usage, prefix cache, preemptions, token counters
   int64_t kv_cache_bytes = 0;      // current pool
   int64_t kv_cache_max_bytes = 0;  // the cap
   int64_t num_steps = 0;
@@ -98,7 +98,8 @@ class RequestHandle {
 class EngineCore {
  public:
   // Sizes the runner's KV storage to the plan's initial blocks and starts the engine thread.
-  static base::Result<std::unique_ptr<EngineCore>> create(EngineConfig config, std::unique_ptr<ModelRunner> runner);
+  static base::Result<std::unique_ptr<EngineCore>> create(EngineConfig config,
+                                                          std::unique_ptr<ModelRunner> runner);
   ~EngineCore();  // shutdown()
   EngineCore(const EngineCore&) = delete;
   EngineCore& operator=(const EngineCore&) = delete;

@@ -133,7 +133,8 @@ TEST(EngineCore, ConcurrentRequestsMatchRunningAlone) {
   for (int i = 0; i < 12; ++i) {
     Drained d = drain(handles[static_cast<size_t>(i)]);
     SamplingParams p = request({}, 4 + i).sampling_params;
-    EXPECT_EQ(d.tokens, reference_generate(prompts[static_cast<size_t>(i)], p, {0}, 256, kVocab).output_token_ids);
+    EXPECT_EQ(d.tokens,
+              reference_generate(prompts[static_cast<size_t>(i)], p, {0}, 256, kVocab).output_token_ids);
     EXPECT_EQ(d.finish_reason, FinishReason::kLength);
     EXPECT_TRUE(handles[static_cast<size_t>(i)].done());
   }
@@ -230,7 +231,8 @@ TEST(EngineCore, AbortAndDroppedHandlesFreeBlocks) {
   // A third request runs to completion after both are gone; by then their blocks are free.
   auto c = h.engine->add_request(request(prompt_of(5, 3), 3)).value();
   EXPECT_EQ(drain(c).finish_reason, FinishReason::kLength);
-  for (int i = 0; i < 1000 && h.engine->stats().scheduler.num_running + h.engine->stats().scheduler.num_waiting > 0; ++i)
+  for (int i = 0;
+       i < 1000 && h.engine->stats().scheduler.num_running + h.engine->stats().scheduler.num_waiting > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   const EngineStats st = h.engine->stats();
   EXPECT_EQ(st.scheduler.num_finished_abort, 2);
@@ -259,7 +261,9 @@ TEST(EngineCore, NextForTimesOutWithoutLosingOutput) {
     if (auto out = a.next_for(std::chrono::milliseconds(1)))
       got.insert(got.end(), out->new_token_ids.begin(), out->new_token_ids.end());
   }
-  EXPECT_EQ(got, reference_generate(prompt_of(4, 1), request({}, 5).sampling_params, {0}, 256, kVocab).output_token_ids);
+  EXPECT_EQ(
+      got,
+      reference_generate(prompt_of(4, 1), request({}, 5).sampling_params, {0}, 256, kVocab).output_token_ids);
   EXPECT_FALSE(a.next().has_value());
 }
 
@@ -273,7 +277,8 @@ TEST(EngineCore, PrefixCacheHitsReported) {
   auto b = h.engine->add_request(request(longer, 2)).value();
   Drained db = drain(b);
   EXPECT_EQ(db.num_cached_tokens, 16);
-  EXPECT_EQ(db.tokens, reference_generate(longer, request({}, 2).sampling_params, {0}, 256, kVocab).output_token_ids);
+  EXPECT_EQ(db.tokens,
+            reference_generate(longer, request({}, 2).sampling_params, {0}, 256, kVocab).output_token_ids);
   h.engine->shutdown();
   EXPECT_EQ(h.engine->stats().scheduler.prefix_cache.hits, 16);
   EXPECT_EQ(h.engine->stats().scheduler.prefix_cache.queries, 33);

@@ -51,11 +51,13 @@ inline std::string check_invariants(const Scheduler& scheduler) {
     const KVCacheBlock& b = pool.block(id);
     if (b.block_id != id) return "block id mismatch at " + std::to_string(id);
     if (b.ref_cnt < 0) return "negative ref count on block " + std::to_string(id);
-    if ((b.ref_cnt == 0) != b.in_free_queue) return "block " + std::to_string(id) + " free-queue state disagrees with ref count";
+    if ((b.ref_cnt == 0) != b.in_free_queue)
+      return "block " + std::to_string(id) + " free-queue state disagrees with ref count";
     sum_ref += b.ref_cnt;
     num_free += b.ref_cnt == 0;
     num_hashed += b.block_hash.has_value();
-    if (b.block_hash && pool.get_cached_block(*b.block_hash) != &b) return "hashed block not in the cache map";
+    if (b.block_hash && pool.get_cached_block(*b.block_hash) != &b)
+      return "hashed block not in the cache map";
   }
   if (num_free != pool.get_num_free_blocks()) return "free queue length != blocks with ref 0";
   if (static_cast<int64_t>(pool.free_queue_snapshot().size()) != num_free) return "free queue links broken";
@@ -75,11 +77,14 @@ inline std::string check_invariants(const Scheduler& scheduler) {
     if (kv.get_blocks(r->request_id())) return "waiting request " + r->request_id() + " holds blocks";
     if (r->num_computed_tokens != 0) return "waiting request " + r->request_id() + " has computed tokens";
   }
-  if (kv.num_requests_with_blocks() != scheduler.num_running()) return "block tables for non-running requests";
-  if (table_refs != sum_ref) return "sum of ref counts " + std::to_string(sum_ref) + " != block-table entries " +
-                                    std::to_string(table_refs);
+  if (kv.num_requests_with_blocks() != scheduler.num_running())
+    return "block tables for non-running requests";
+  if (table_refs != sum_ref)
+    return "sum of ref counts " + std::to_string(sum_ref) + " != block-table entries " +
+           std::to_string(table_refs);
   for (const auto& [id, n] : refs_by_block)
-    if (pool.block(id).ref_cnt != n) return "block " + std::to_string(id) + " ref count != its block-table uses";
+    if (pool.block(id).ref_cnt != n)
+      return "block " + std::to_string(id) + " ref count != its block-table uses";
   if (scheduler.num_running() > scheduler.config().max_num_seqs) return "more running than max_num_seqs";
   return "";
 }
@@ -101,8 +106,8 @@ inline void collect(std::map<std::string, Collected>& into, const std::vector<En
 }
 
 // A scheduler over a fixed pool of `num_blocks`.
-inline std::unique_ptr<Scheduler> make_scheduler(const SchedulerConfig& config, int32_t num_blocks, int32_t block_size,
-                                                 bool enable_caching = true) {
+inline std::unique_ptr<Scheduler> make_scheduler(const SchedulerConfig& config, int32_t num_blocks,
+                                                 int32_t block_size, bool enable_caching = true) {
   KVCacheConfig kv;
   kv.block_size_tokens = block_size;
   kv.num_blocks = num_blocks;

@@ -19,7 +19,8 @@ namespace nibble::engine {
 
 class FakeModelRunner : public ModelRunner {
  public:
-  FakeModelRunner(int32_t vocab_size, int32_t block_size) : vocab_size_(vocab_size), block_size_(block_size) {}
+  FakeModelRunner(int32_t vocab_size, int32_t block_size)
+      : vocab_size_(vocab_size), block_size_(block_size) {}
 
   // The digest stored for position p: a hash chain over tokens[0..p].
   static uint64_t mix(uint64_t h, uint64_t v) {
@@ -91,7 +92,8 @@ class FakeModelRunner : public ModelRunner {
       if (s.sample) {
         const auto token = static_cast<int32_t>(readout % static_cast<uint64_t>(vocab_size_));
         out.sampled_token_ids[i].push_back(token);
-        if (s.request->sampling_params().logprobs) out.logprobs[i].push_back(TokenLogprobs{{token, -0.5f}, {}});
+        if (s.request->sampling_params().logprobs)
+          out.logprobs[i].push_back(TokenLogprobs{{token, -0.5f}, {}});
       }
     }
     return out;
@@ -116,7 +118,8 @@ class FakeModelRunner : public ModelRunner {
     if (block_idx >= s.block_ids.size()) return nullptr;
     const int32_t block_id = s.block_ids[block_idx];
     if (block_id < 0 || block_id >= num_blocks_) return nullptr;
-    return &slots_[static_cast<size_t>(block_id) * static_cast<size_t>(block_size_) + static_cast<size_t>(p % block_size_)];
+    return &slots_[static_cast<size_t>(block_id) * static_cast<size_t>(block_size_) +
+                   static_cast<size_t>(p % block_size_)];
   }
   void error(std::string message) {
     if (errors_.size() < 100) errors_.push_back(std::move(message));

@@ -5,7 +5,8 @@
 namespace nibble::engine {
 
 base::Result<std::unique_ptr<KVCacheManager>> KVCacheManager::create(const KVCacheConfig& config,
-                                                                      int32_t max_model_len, bool enable_caching) {
+                                                                     int32_t max_model_len,
+                                                                     bool enable_caching) {
   if (config.block_size_tokens <= 0)
     return base::invalid_argument("kv cache: block_size must be positive, got " +
                                   std::to_string(config.block_size_tokens));
@@ -17,7 +18,8 @@ base::Result<std::unique_ptr<KVCacheManager>> KVCacheManager::create(const KVCac
     return base::unsupported("kv cache: " + std::to_string(config.groups.size()) +
                              " layer groups; only one KV cache group is implemented");
   if (!config.groups.empty() && config.groups[0].kind != AttentionKind::kFullAttention)
-    return base::unsupported("kv cache: sliding-window groups are not implemented; describe them as full attention");
+    return base::unsupported(
+        "kv cache: sliding-window groups are not implemented; describe them as full attention");
   return std::unique_ptr<KVCacheManager>(new KVCacheManager(config, max_model_len, enable_caching));
 }
 
@@ -61,11 +63,12 @@ std::optional<KVCacheBlocks> KVCacheManager::allocate_slots(Request& request, in
   const int32_t num_computed_tokens = request.num_computed_tokens + num_new_computed_tokens;
   const int32_t num_tokens_need_slot = std::min(num_computed_tokens + num_new_tokens, max_model_len_);
   const int32_t num_required_blocks = cdiv(num_tokens_need_slot, block_size_);
-  const int32_t num_new_blocks = std::max(
-      0, num_required_blocks - static_cast<int32_t>(req_blocks.size()) - static_cast<int32_t>(new_computed_blocks.size()));
+  const int32_t num_new_blocks = std::max(0, num_required_blocks - static_cast<int32_t>(req_blocks.size()) -
+                                                 static_cast<int32_t>(new_computed_blocks.size()));
   // Free cached blocks that this request is about to claim cannot also serve as new blocks.
-  const int32_t num_evictable_computed = static_cast<int32_t>(
-      std::count_if(new_computed_blocks.begin(), new_computed_blocks.end(), [](const KVCacheBlock* b) { return b->ref_cnt == 0; }));
+  const int32_t num_evictable_computed =
+      static_cast<int32_t>(std::count_if(new_computed_blocks.begin(), new_computed_blocks.end(),
+                                         [](const KVCacheBlock* b) { return b->ref_cnt == 0; }));
   const int32_t num_needed = num_new_blocks + num_evictable_computed;
   if (num_needed > block_pool_.get_num_free_blocks() && grow_fn_) {
     const int32_t short_by = num_needed - block_pool_.get_num_free_blocks();
@@ -92,8 +95,9 @@ void KVCacheManager::cache_blocks(Request& request, int32_t num_computed_tokens)
   auto it = req_to_blocks_.find(request.request_id());
   if (it == req_to_blocks_.end()) return;
   request.update_block_hashes(block_size_);
-  const int32_t num_full_blocks = std::min({num_computed_tokens / block_size_, static_cast<int32_t>(it->second.size()),
-                                            static_cast<int32_t>(request.block_hashes().size())});
+  const int32_t num_full_blocks =
+      std::min({num_computed_tokens / block_size_, static_cast<int32_t>(it->second.size()),
+                static_cast<int32_t>(request.block_hashes().size())});
   int32_t& num_cached = num_cached_block_[request.request_id()];
   if (num_full_blocks <= num_cached) return;
   block_pool_.cache_full_blocks(it->second, request.block_hashes(), num_cached, num_full_blocks);

@@ -42,8 +42,8 @@ class KVCacheManager {
   // grows the pool by that many. Unset = fixed pool.
   using GrowFn = std::function<int32_t(int32_t current_num_blocks, int32_t num_blocks_short)>;
 
-  static base::Result<std::unique_ptr<KVCacheManager>> create(const KVCacheConfig& config, int32_t max_model_len,
-                                                                bool enable_caching);
+  static base::Result<std::unique_ptr<KVCacheManager>> create(const KVCacheConfig& config,
+                                                              int32_t max_model_len, bool enable_caching);
 
   void set_grow_fn(GrowFn fn) { grow_fn_ = std::move(fn); }
 

@@ -9,7 +9,8 @@ namespace {
 
 constexpr int32_t kBlock = 4;
 
-std::unique_ptr<KVCacheManager> make_manager(int32_t num_blocks, int32_t max_num_blocks = -1, bool caching = true) {
+std::unique_ptr<KVCacheManager> make_manager(int32_t num_blocks, int32_t max_num_blocks = -1,
+                                             bool caching = true) {
   KVCacheConfig c;
   c.block_size_tokens = kBlock;
   c.num_blocks = num_blocks;
@@ -164,7 +165,7 @@ TEST(KVCacheManager, ClaimingFreeCachedBlocksCountsAgainstFreeSpace) {
   auto kv = make_manager(3);
   Request a = make_request("a", iota_tokens(8));
   admit_and_compute(*kv, a);
-  kv->free(a);  // 2 cached free blocks + 1 fresh
+  kv->free(a);                                     // 2 cached free blocks + 1 fresh
   Request b = make_request("b", iota_tokens(13));  // hit 2 blocks (8 tokens), needs 2 more (4 + 1 tokens)
   auto [blocks, num_computed] = kv->get_computed_blocks(b);
   ASSERT_EQ(num_computed, 8);

@@ -21,7 +21,9 @@ struct BlockHash {
 };
 
 struct BlockHashHasher {
-  size_t operator()(const BlockHash& h) const { return static_cast<size_t>(h.lo ^ (h.hi * 0x9e3779b97f4a7c15ULL)); }
+  size_t operator()(const BlockHash& h) const {
+    return static_cast<size_t>(h.lo ^ (h.hi * 0x9e3779b97f4a7c15ULL));
+  }
 };
 
 // hash(parent_hash, token ids of the block, extra keys); parent of the first block is nullptr.
@@ -43,11 +45,13 @@ struct KVCacheGroupSpec {
 // How the KV cache is organised: one block pool shared by all groups (vLLM: KVCacheConfig).
 struct KVCacheConfig {
   int32_t block_size_tokens = 16;
-  int32_t num_blocks = 0;        // initial pool size
-  int32_t max_num_blocks = 0;    // the pool may grow up to this (== num_blocks: fixed pool)
+  int32_t num_blocks = 0;                // initial pool size
+  int32_t max_num_blocks = 0;            // the pool may grow up to this (== num_blocks: fixed pool)
   std::vector<KVCacheGroupSpec> groups;  // empty = one full-attention group over all layers
 };
 
-inline int32_t cdiv(int32_t a, int32_t b) { return (a + b - 1) / b; }
+inline int32_t cdiv(int32_t a, int32_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace nibble::engine

@@ -51,7 +51,8 @@ int64_t default_margin(const MemoryInfo& info) {
   return std::max<int64_t>(int64_t{1} << 30, info.total_bytes() / 20);
 }
 
-constexpr const char* kKvCacheFlagHelp = "expected auto, a size like 8GiB or 512M, or a fraction like 0.6 or 60%";
+constexpr const char* kKvCacheFlagHelp =
+    "expected auto, a size like 8GiB or 512M, or a fraction like 0.6 or 60%";
 
 }  // namespace
 
@@ -61,20 +62,31 @@ base::Result<int64_t> parse_byte_size(std::string_view text) {
   if (!split_number(trim(text), &number, &unit))
     return base::invalid_argument("'" + std::string(text) + "' is not a byte size (e.g. 8GiB, 512M)");
   double scale = 0.0;
-  if (unit == "b") scale = 1.0;
-  else if (unit == "k" || unit == "kib") scale = 1024.0;
-  else if (unit == "m" || unit == "mib") scale = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gib") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tib") scale = 1024.0 * 1024 * 1024 * 1024;
-  else if (unit == "kb") scale = 1e3;
-  else if (unit == "mb") scale = 1e6;
-  else if (unit == "gb") scale = 1e9;
-  else if (unit == "tb") scale = 1e12;
+  if (unit == "b")
+    scale = 1.0;
+  else if (unit == "k" || unit == "kib")
+    scale = 1024.0;
+  else if (unit == "m" || unit == "mib")
+    scale = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gib")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tib")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "kb")
+    scale = 1e3;
+  else if (unit == "mb")
+    scale = 1e6;
+  else if (unit == "gb")
+    scale = 1e9;
+  else if (unit == "tb")
+    scale = 1e12;
   else
-    return base::invalid_argument("'" + std::string(text) +
-                                  "': unknown or missing unit (use B, K/KiB, M/MiB, G/GiB, T/TiB, KB, MB, GB, TB)");
+    return base::invalid_argument(
+        "'" + std::string(text) +
+        "': unknown or missing unit (use B, K/KiB, M/MiB, G/GiB, T/TiB, KB, MB, GB, TB)");
   const double bytes = number * scale;
-  if (!(bytes >= 1.0) || bytes > 1e18) return base::invalid_argument("'" + std::string(text) + "': size out of range");
+  if (!(bytes >= 1.0) || bytes > 1e18)
+    return base::invalid_argument("'" + std::string(text) + "': size out of range");
   return static_cast<int64_t>(bytes);
 }
 
@@ -88,8 +100,10 @@ base::Result<KvCacheFlag> parse_kv_cache_flag(std::string_view text) {
   if (unit.empty() || unit == "%") {
     const double fraction = unit == "%" ? number / 100.0 : number;
     if (unit.empty() && number > 1.0)
-      return base::invalid_argument(where + "a plain number must be a fraction in (0, 1]; give sizes a unit (e.g. 8GiB)");
-    if (!(fraction > 0.0) || fraction > 1.0) return base::invalid_argument(where + "the fraction must be in (0, 1]");
+      return base::invalid_argument(
+          where + "a plain number must be a fraction in (0, 1]; give sizes a unit (e.g. 8GiB)");
+    if (!(fraction > 0.0) || fraction > 1.0)
+      return base::invalid_argument(where + "the fraction must be in (0, 1]");
     KvCacheFlag flag;
     flag.mode = KvCacheMode::kFraction;
     flag.fraction = fraction;
@@ -112,14 +126,17 @@ std::string format_bytes(int64_t num_bytes) {
     ++unit;
   }
   char buf[64];
-  if (unit == 0) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(num_bytes));
-  else std::snprintf(buf, sizeof buf, "%.2f %s", value, units[unit]);
+  if (unit == 0)
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(num_bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%.2f %s", value, units[unit]);
   return buf;
 }
 
 int64_t MemoryInfo::available_bytes() const {
   int64_t avail = mem_available_bytes;
-  if (cgroup_limit_bytes) avail = std::min(avail, std::max<int64_t>(0, *cgroup_limit_bytes - cgroup_usage_bytes));
+  if (cgroup_limit_bytes)
+    avail = std::min(avail, std::max<int64_t>(0, *cgroup_limit_bytes - cgroup_usage_bytes));
   return avail;
 }
 
@@ -128,10 +145,11 @@ int64_t MemoryInfo::total_bytes() const {
 }
 
 std::string MemoryInfo::describe() const {
-  std::string s = format_bytes(available_bytes()) + " available (MemAvailable " + format_bytes(mem_available_bytes) +
-                  " of " + format_bytes(mem_total_bytes);
+  std::string s = format_bytes(available_bytes()) + " available (MemAvailable " +
+                  format_bytes(mem_available_bytes) + " of " + format_bytes(mem_total_bytes);
   if (cgroup_limit_bytes)
-    s += "; cgroup limit " + format_bytes(*cgroup_limit_bytes) + ", using " + format_bytes(cgroup_usage_bytes);
+    s +=
+        "; cgroup limit " + format_bytes(*cgroup_limit_bytes) + ", using " + format_bytes(cgroup_usage_bytes);
   return s + ")";
 }
 
@@ -233,20 +251,23 @@ int64_t kv_bytes_per_token(int32_t num_layers, int32_t num_kv_heads, int32_t hea
 }
 
 std::string KvCachePlan::describe() const {
-  const char* mode_name = mode == KvCacheMode::kAuto ? "auto" : mode == KvCacheMode::kSize ? "size" : "fraction";
-  std::string s = std::string("KV cache (") + mode_name + "): " + format_bytes(bytes_per_token) + " per token, " +
-                  std::to_string(block_size) + "-token blocks of " + format_bytes(bytes_per_block) + "; start " +
-                  std::to_string(initial_num_blocks) + " blocks (" + format_bytes(bytes_per_block * initial_num_blocks) +
-                  ")";
+  const char* mode_name = mode == KvCacheMode::kAuto   ? "auto"
+                          : mode == KvCacheMode::kSize ? "size"
+                                                       : "fraction";
+  std::string s = std::string("KV cache (") + mode_name + "): " + format_bytes(bytes_per_token) +
+                  " per token, " + std::to_string(block_size) + "-token blocks of " +
+                  format_bytes(bytes_per_block) + "; start " + std::to_string(initial_num_blocks) +
+                  " blocks (" + format_bytes(bytes_per_block * initial_num_blocks) + ")";
   if (growable())
-    s += ", grows by " + std::to_string(chunk_num_blocks) + " blocks up to a cap of " + std::to_string(max_num_blocks) +
-         " blocks (" + format_bytes(bytes_per_block * max_num_blocks) + ")";
+    s += ", grows by " + std::to_string(chunk_num_blocks) + " blocks up to a cap of " +
+         std::to_string(max_num_blocks) + " blocks (" + format_bytes(bytes_per_block * max_num_blocks) + ")";
   return s + "; max concurrent tokens " + std::to_string(max_concurrent_tokens());
 }
 
 base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_t weight_bytes,
                                         const MemoryInfo& before_load) {
-  if (config.kv_bytes_per_token <= 0) return base::invalid_argument("kv cache: bytes per token must be positive");
+  if (config.kv_bytes_per_token <= 0)
+    return base::invalid_argument("kv cache: bytes per token must be positive");
   if (config.block_size <= 0 || config.max_num_seqs <= 0 || config.max_model_len <= 0)
     return base::invalid_argument("kv cache: block_size, max_num_seqs and max_model_len must be positive");
   KvCachePlan plan;
@@ -254,7 +275,8 @@ base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_
   plan.block_size = config.block_size;
   plan.bytes_per_token = config.kv_bytes_per_token;
   plan.bytes_per_block = config.kv_bytes_per_token * config.block_size;
-  plan.safety_margin_bytes = config.safety_margin_bytes >= 0 ? config.safety_margin_bytes : default_margin(before_load);
+  plan.safety_margin_bytes =
+      config.safety_margin_bytes >= 0 ? config.safety_margin_bytes : default_margin(before_load);
 
   const int64_t blocks_per_seq = (int64_t{config.max_model_len} + config.block_size - 1) / config.block_size;
   const int64_t useful_blocks = blocks_per_seq * config.max_num_seqs;  // more could never be used
@@ -262,8 +284,9 @@ base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_
   const int64_t available = before_load.available_bytes();
   const int64_t kv_room = available - weight_bytes - plan.safety_margin_bytes;  // what KV may take
   const std::string needs = "weights " + format_bytes(weight_bytes) + " + KV cache for one " +
-                            std::to_string(config.max_model_len) + "-token sequence " + format_bytes(min_kv_bytes) +
-                            " + safety margin " + format_bytes(plan.safety_margin_bytes);
+                            std::to_string(config.max_model_len) + "-token sequence " +
+                            format_bytes(min_kv_bytes) + " + safety margin " +
+                            format_bytes(plan.safety_margin_bytes);
   const std::string advice = "; lower --max-model-len, pick a smaller weight format, or free memory";
   if (kv_room < min_kv_bytes)
     return base::resource_exhausted("not enough memory: " + needs + " = " +
@@ -283,20 +306,21 @@ base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_
     }
     case KvCacheMode::kSize: {
       if (config.kv_cache.size_bytes > kv_room)
-        return base::resource_exhausted("--kv-cache " + format_bytes(config.kv_cache.size_bytes) + " does not fit: " +
-                                        "weights " + format_bytes(weight_bytes) + " + safety margin " +
-                                        format_bytes(plan.safety_margin_bytes) + " leave " + format_bytes(kv_room) +
-                                        " of " + before_load.describe());
+        return base::resource_exhausted("--kv-cache " + format_bytes(config.kv_cache.size_bytes) +
+                                        " does not fit: " + "weights " + format_bytes(weight_bytes) +
+                                        " + safety margin " + format_bytes(plan.safety_margin_bytes) +
+                                        " leave " + format_bytes(kv_room) + " of " + before_load.describe());
       num_blocks = config.kv_cache.size_bytes / plan.bytes_per_block;
       break;
     }
     case KvCacheMode::kFraction: {
-      const auto budget = static_cast<int64_t>(config.kv_cache.fraction * static_cast<double>(before_load.total_bytes()));
+      const auto budget =
+          static_cast<int64_t>(config.kv_cache.fraction * static_cast<double>(before_load.total_bytes()));
       if (budget > available)
-        return base::resource_exhausted("--kv-cache " + std::to_string(config.kv_cache.fraction) + " asks for " +
-                                        format_bytes(budget) + " of " + format_bytes(before_load.total_bytes()) +
-                                        " total, but only " + before_load.describe() +
-                                        "; lower the fraction or use --kv-cache auto");
+        return base::resource_exhausted(
+            "--kv-cache " + std::to_string(config.kv_cache.fraction) + " asks for " + format_bytes(budget) +
+            " of " + format_bytes(before_load.total_bytes()) + " total, but only " + before_load.describe() +
+            "; lower the fraction or use --kv-cache auto");
       num_blocks = std::min(budget - weight_bytes, kv_room) / plan.bytes_per_block;
       break;
     }
@@ -318,7 +342,8 @@ base::Status check_fits_before_load(const MemoryPolicyConfig& config, int64_t we
 
 int32_t blocks_to_grow(const KvCachePlan& plan, int32_t current_num_blocks, int32_t num_blocks_short,
                        const MemoryInfo& now) {
-  if (num_blocks_short <= 0 || plan.chunk_num_blocks <= 0 || current_num_blocks >= plan.max_num_blocks) return 0;
+  if (num_blocks_short <= 0 || plan.chunk_num_blocks <= 0 || current_num_blocks >= plan.max_num_blocks)
+    return 0;
   const int64_t chunk = plan.chunk_num_blocks;
   int64_t blocks = (num_blocks_short + chunk - 1) / chunk * chunk;
   blocks = std::min<int64_t>(blocks, plan.max_num_blocks - current_num_blocks);

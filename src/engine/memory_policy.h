@@ -37,8 +37,8 @@ base::Result<int64_t> parse_byte_size(std::string_view text);
 std::string format_bytes(int64_t num_bytes);  // "1.50 GiB", "512.0 MiB", "96 B"
 
 struct MemoryInfo {
-  int64_t mem_total_bytes = 0;      // MemTotal
-  int64_t mem_available_bytes = 0;  // MemAvailable
+  int64_t mem_total_bytes = 0;                // MemTotal
+  int64_t mem_available_bytes = 0;            // MemAvailable
   std::optional<int64_t> cgroup_limit_bytes;  // memory.max / memory.limit_in_bytes; none = unlimited
   int64_t cgroup_usage_bytes = 0;             // memory.current / memory.usage_in_bytes
   // What may still be allocated without swapping or the OOM killer.
@@ -70,7 +70,7 @@ int64_t kv_bytes_per_token(int32_t num_layers, int32_t num_kv_heads, int32_t hea
 struct MemoryPolicyConfig {
   KvCacheFlag kv_cache;
   int64_t kv_bytes_per_token = 0;
-  int32_t block_size = 16;       // tokens per KV block
+  int32_t block_size = 16;  // tokens per KV block
   int32_t max_num_seqs = 32;
   int32_t max_model_len = 4096;
   int64_t chunk_bytes = int64_t{256} << 20;  // growth step for auto

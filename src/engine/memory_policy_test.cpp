@@ -60,8 +60,8 @@ TEST(MemoryInfo, ParsesMeminfoAndCgroups) {
 }
 
 TEST(MemoryInfo, ParsesProcSelfCgroup) {
-  const CgroupPaths hybrid = parse_proc_self_cgroup(
-      "9:name=systemd:/\n4:memory:/process_api/abc\n3:cpu,cpuacct:/x\n0::/\n");
+  const CgroupPaths hybrid =
+      parse_proc_self_cgroup("9:name=systemd:/\n4:memory:/process_api/abc\n3:cpu,cpuacct:/x\n0::/\n");
   EXPECT_EQ(hybrid.v1_memory, "/process_api/abc");
   EXPECT_EQ(hybrid.v2, "/");
   const CgroupPaths v2 = parse_proc_self_cgroup("0::/system.slice/nibble.service\n");
@@ -98,7 +98,7 @@ MemoryPolicyConfig qwen_config(KvCacheFlag flag) {
   c.kv_bytes_per_token = 114688;  // 1.75 MiB per 16-token block
   c.block_size = 16;
   c.max_num_seqs = 32;
-  c.max_model_len = 4096;          // 256 blocks = 448 MiB per sequence
+  c.max_model_len = 4096;  // 256 blocks = 448 MiB per sequence
   c.chunk_bytes = 256 * kMiB;
   c.safety_margin_bytes = 2 * kGiB;
   return c;

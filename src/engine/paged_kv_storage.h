@@ -37,7 +37,9 @@ class PagedKvStorage {
   int64_t allocated_bytes() const;  // whole chunks, may exceed num_blocks * bytes_per_block
 
   // [num_kv_heads, head_dim] of one token (slot `offset` of the block) in one layer.
-  float* key(int32_t block_id, int32_t layer, int32_t offset) { return block(block_id) + key_offset(layer, offset); }
+  float* key(int32_t block_id, int32_t layer, int32_t offset) {
+    return block(block_id) + key_offset(layer, offset);
+  }
   float* value(int32_t block_id, int32_t layer, int32_t offset) {
     return block(block_id) + key_offset(layer, offset) + layer_floats_ / 2;
   }
@@ -51,7 +53,9 @@ class PagedKvStorage {
     return chunks_[static_cast<size_t>(block_id / chunk_num_blocks_)].get() +
            static_cast<int64_t>(block_id % chunk_num_blocks_) * block_floats_;
   }
-  int64_t key_offset(int32_t layer, int32_t offset) const { return layer * layer_floats_ + offset * token_floats_; }
+  int64_t key_offset(int32_t layer, int32_t offset) const {
+    return layer * layer_floats_ + offset * token_floats_;
+  }
 
   int32_t block_size_;
   int32_t chunk_num_blocks_;
@@ -70,10 +74,12 @@ class BlockTableView {
       : storage_(storage), block_ids_(block_ids) {}
 
   float* key(int64_t layer, int64_t pos) {
-    return storage_->key(block_id(pos), static_cast<int32_t>(layer), static_cast<int32_t>(pos % storage_->block_size()));
+    return storage_->key(block_id(pos), static_cast<int32_t>(layer),
+                         static_cast<int32_t>(pos % storage_->block_size()));
   }
   float* value(int64_t layer, int64_t pos) {
-    return storage_->value(block_id(pos), static_cast<int32_t>(layer), static_cast<int32_t>(pos % storage_->block_size()));
+    return storage_->value(block_id(pos), static_cast<int32_t>(layer),
+                           static_cast<int32_t>(pos % storage_->block_size()));
   }
   int64_t max_positions() const { return static_cast<int64_t>(block_ids_.size()) * storage_->block_size(); }
 

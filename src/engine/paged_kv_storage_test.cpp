@@ -25,7 +25,9 @@ TEST(PagedKvStorage, SlotsAreDisjointAndLaidOutAsDocumented) {
         EXPECT_EQ(s.value_tile(b, l), s.key_tile(b, l) + 5 * 12);
       }
   // Fill every row with its own value, then read all back: no two rows overlap.
-  auto tag = [](int32_t b, int32_t l, int32_t o, int kv) { return static_cast<float>(((b * 2 + l) * 5 + o) * 2 + kv); };
+  auto tag = [](int32_t b, int32_t l, int32_t o, int kv) {
+    return static_cast<float>(((b * 2 + l) * 5 + o) * 2 + kv);
+  };
   EXPECT_EQ(*s.key(2, 1, 4), 0.0f);  // zeroed
   for (int32_t b = 0; b < 3; ++b)
     for (int32_t l = 0; l < 2; ++l)

@@ -6,21 +6,30 @@ namespace nibble::engine {
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kAbort: return "abort";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kAbort:
+      return "abort";
+    case FinishReason::kError:
+      return "error";
   }
   return "error";
 }
 
 std::optional<FinishReason> finish_reason_of(RequestStatus status) {
   switch (status) {
-    case RequestStatus::kFinishedStopped: return FinishReason::kStop;
-    case RequestStatus::kFinishedLengthCapped: return FinishReason::kLength;
-    case RequestStatus::kFinishedAborted: return FinishReason::kAbort;
-    case RequestStatus::kFinishedError: return FinishReason::kError;
-    default: return std::nullopt;
+    case RequestStatus::kFinishedStopped:
+      return FinishReason::kStop;
+    case RequestStatus::kFinishedLengthCapped:
+      return FinishReason::kLength;
+    case RequestStatus::kFinishedAborted:
+      return FinishReason::kAbort;
+    case RequestStatus::kFinishedError:
+      return FinishReason::kError;
+    default:
+      return std::nullopt;
   }
 }
 

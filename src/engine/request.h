@@ -19,13 +19,15 @@ enum class RequestStatus {
   kWaiting,
   kRunning,
   kPreempted,
-  kFinishedStopped,   // eos or a stop token id (or a stop string, via abort from the detokenizer)
+  kFinishedStopped,       // eos or a stop token id (or a stop string, via abort from the detokenizer)
   kFinishedLengthCapped,  // max_tokens or max_model_len
-  kFinishedAborted,   // abort(request_id)
-  kFinishedError,     // the engine could not serve it (e.g. KV cache cannot grow)
+  kFinishedAborted,       // abort(request_id)
+  kFinishedError,         // the engine could not serve it (e.g. KV cache cannot grow)
 };
 
-inline bool is_finished(RequestStatus status) { return status >= RequestStatus::kFinishedStopped; }
+inline bool is_finished(RequestStatus status) {
+  return status >= RequestStatus::kFinishedStopped;
+}
 
 // OpenAI finish_reason values.
 enum class FinishReason { kStop, kLength, kAbort, kError };
@@ -34,13 +36,13 @@ std::optional<FinishReason> finish_reason_of(RequestStatus status);
 
 // What a caller submits to the engine (vLLM: EngineCoreRequest).
 struct EngineCoreRequest {
-  std::string request_id;                // unique among live requests; empty = engine assigns one
-  std::vector<int32_t> prompt_token_ids; // [num_prompt_tokens]
+  std::string request_id;                 // unique among live requests; empty = engine assigns one
+  std::vector<int32_t> prompt_token_ids;  // [num_prompt_tokens]
   SamplingParams sampling_params;
   // Mixed into every block hash: requests with different extra keys never share prefix-cache
   // blocks (vLLM's cache_salt / LoRA id / multimodal hashes).
   std::vector<uint64_t> cache_extra_keys;
-  bool skip_prefix_cache = false;        // do not read from the prefix cache (still writes to it)
+  bool skip_prefix_cache = false;  // do not read from the prefix cache (still writes to it)
 };
 
 class Request {
@@ -77,14 +79,14 @@ class Request {
  private:
   std::string request_id_;
   SamplingParams sampling_params_;
-  std::vector<int32_t> prompt_token_ids_;   // [num_prompt_tokens]
-  std::vector<int32_t> output_token_ids_;   // [num_output_tokens]
-  std::vector<int32_t> all_token_ids_;      // [num_tokens]
+  std::vector<int32_t> prompt_token_ids_;  // [num_prompt_tokens]
+  std::vector<int32_t> output_token_ids_;  // [num_output_tokens]
+  std::vector<int32_t> all_token_ids_;     // [num_tokens]
   std::vector<int32_t> eos_token_ids_;
   std::vector<uint64_t> cache_extra_keys_;
   bool skip_prefix_cache_ = false;
   int64_t arrival_seq_ = 0;
-  std::vector<BlockHash> block_hashes_;     // [num_full_blocks]
+  std::vector<BlockHash> block_hashes_;  // [num_full_blocks]
 };
 
 }  // namespace nibble::engine

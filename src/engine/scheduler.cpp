@@ -22,22 +22,23 @@ base::Status Scheduler::validate_request(const EngineCoreRequest& core_request) 
   if (config_.vocab_size > 0) {
     for (int32_t token_id : core_request.prompt_token_ids) {
       if (token_id < 0 || token_id >= config_.vocab_size)
-        return base::invalid_argument("prompt: token id " + std::to_string(token_id) + " is outside the vocabulary of " +
-                                      std::to_string(config_.vocab_size));
+        return base::invalid_argument("prompt: token id " + std::to_string(token_id) +
+                                      " is outside the vocabulary of " + std::to_string(config_.vocab_size));
     }
   }
   NIBBLE_TRY(validate_sampling_params(core_request.sampling_params, config_.vocab_size));
   // The longest this request can get must fit the largest pool, or it could never run alone.
-  const int64_t max_len = std::min<int64_t>(num_prompt_tokens + core_request.sampling_params.max_tokens,
-                                            config_.max_model_len);
+  const int64_t max_len =
+      std::min<int64_t>(num_prompt_tokens + core_request.sampling_params.max_tokens, config_.max_model_len);
   const int32_t block_size = kv_cache_manager_->block_size();
   const int64_t blocks_needed = (max_len + block_size - 1) / block_size;
   if (blocks_needed > kv_cache_manager_->max_num_blocks())
-    return base::resource_exhausted("prompt + max_tokens: up to " + std::to_string(max_len) + " tokens need " +
-                                    std::to_string(blocks_needed) + " KV blocks but the KV cache holds at most " +
-                                    std::to_string(kv_cache_manager_->max_num_blocks()) + " (" +
-                                    std::to_string(int64_t{kv_cache_manager_->max_num_blocks()} * block_size) +
-                                    " tokens); lower max_tokens or enlarge --kv-cache");
+    return base::resource_exhausted(
+        "prompt + max_tokens: up to " + std::to_string(max_len) + " tokens need " +
+        std::to_string(blocks_needed) + " KV blocks but the KV cache holds at most " +
+        std::to_string(kv_cache_manager_->max_num_blocks()) + " (" +
+        std::to_string(int64_t{kv_cache_manager_->max_num_blocks()} * block_size) +
+        " tokens); lower max_tokens or enlarge --kv-cache");
   return base::ok_status();
 }
 
@@ -49,7 +50,8 @@ base::Status Scheduler::add_request(EngineCoreRequest core_request) {
   if (config_.max_num_waiting > 0 && num_waiting() >= config_.max_num_waiting)
     return base::resource_exhausted("the request queue is full (" + std::to_string(config_.max_num_waiting) +
                                     " waiting); retry later");
-  auto request = std::make_unique<Request>(std::move(core_request), config_.eos_token_ids, next_arrival_seq_++);
+  auto request =
+      std::make_unique<Request>(std::move(core_request), config_.eos_token_ids, next_arrival_seq_++);
   Request* raw = request.get();
   requests_.emplace(raw->request_id(), std::move(request));
   waiting_.push_back(raw);
@@ -89,7 +91,8 @@ SchedulerOutput Scheduler::schedule() {
   size_t req_index = 0;
   while (req_index < running_.size() && token_budget > 0) {
     Request* request = running_[req_index];
-    const int32_t num_new_tokens = std::min(request->num_tokens() - request->num_computed_tokens, token_budget);
+    const int32_t num_new_tokens =
+        std::min(request->num_tokens() - request->num_computed_tokens, token_budget);
     if (num_new_tokens <= 0) {
       ++req_index;
       continue;
@@ -118,9 +121,9 @@ SchedulerOutput Scheduler::schedule() {
     while (!waiting_.empty() && token_budget > 0 && num_running() < config_.max_num_seqs) {
       Request* request = waiting_.front();
       auto [computed_blocks, num_new_computed_tokens] = kv_cache_manager_->get_computed_blocks(*request);
-      const int32_t num_new_tokens =
-          std::min(request->num_tokens() - num_new_computed_tokens, token_budget);
-      if (!kv_cache_manager_->allocate_slots(*request, num_new_tokens, num_new_computed_tokens, computed_blocks))
+      const int32_t num_new_tokens = std::min(request->num_tokens() - num_new_computed_tokens, token_budget);
+      if (!kv_cache_manager_->allocate_slots(*request, num_new_tokens, num_new_computed_tokens,
+                                             computed_blocks))
         break;
       waiting_.pop_front();
       running_.push_back(request);
@@ -146,7 +149,8 @@ SchedulerOutput Scheduler::schedule() {
     s.token_ids.assign(r.all_token_ids().begin() + r.num_computed_tokens,
                        r.all_token_ids().begin() + r.num_computed_tokens + p.num_new_tokens);
     s.positions.resize(static_cast<size_t>(p.num_new_tokens));
-    for (int32_t i = 0; i < p.num_new_tokens; ++i) s.positions[static_cast<size_t>(i)] = r.num_computed_tokens + i;
+    for (int32_t i = 0; i < p.num_new_tokens; ++i)
+      s.positions[static_cast<size_t>(i)] = r.num_computed_tokens + i;
     s.block_ids = kv_cache_manager_->get_block_ids(r.request_id());
     s.is_new = p.is_new;
     s.resumed = p.is_new && r.num_preemptions > 0;
@@ -182,11 +186,20 @@ bool Scheduler::check_stop(Request& request, int32_t last_token_id) const {
 
 void Scheduler::count_finished(RequestStatus status) {
   switch (status) {
-    case RequestStatus::kFinishedStopped: ++stats_.num_finished_stop; break;
-    case RequestStatus::kFinishedLengthCapped: ++stats_.num_finished_length; break;
-    case RequestStatus::kFinishedAborted: ++stats_.num_finished_abort; break;
-    case RequestStatus::kFinishedError: ++stats_.num_finished_error; break;
-    default: break;
+    case RequestStatus::kFinishedStopped:
+      ++stats_.num_finished_stop;
+      break;
+    case RequestStatus::kFinishedLengthCapped:
+      ++stats_.num_finished_length;
+      break;
+    case RequestStatus::kFinishedAborted:
+      ++stats_.num_finished_abort;
+      break;
+    case RequestStatus::kFinishedError:
+      ++stats_.num_finished_error;
+      break;
+    default:
+      break;
   }
 }
 

@@ -63,7 +63,8 @@ class Scheduler {
   // Finishes requests wherever they are (waiting or running) and frees their blocks at once.
   // Unknown or already finished ids are ignored. Returns one final output per finished request.
   std::vector<EngineCoreOutput> finish_requests(const std::vector<std::string>& request_ids,
-                                                RequestStatus finished_status, const std::string& error_message = {});
+                                                RequestStatus finished_status,
+                                                const std::string& error_message = {});
 
   SchedulerOutput schedule();
 
@@ -72,7 +73,9 @@ class Scheduler {
   std::vector<EngineCoreOutput> update_from_output(const SchedulerOutput& scheduler_output,
                                                    const ModelRunnerOutput& model_runner_output);
 
-  int32_t get_num_unfinished_requests() const { return static_cast<int32_t>(waiting_.size() + running_.size()); }
+  int32_t get_num_unfinished_requests() const {
+    return static_cast<int32_t>(waiting_.size() + running_.size());
+  }
   bool has_unfinished_requests() const { return get_num_unfinished_requests() > 0; }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }

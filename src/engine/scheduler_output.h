@@ -21,8 +21,8 @@ struct ScheduledRequest {
   std::vector<int32_t> positions;    // [num_scheduled_tokens] = num_computed_tokens + i
   std::vector<int32_t> block_ids;    // [num_blocks] the request's whole block table
   int32_t num_computed_tokens = 0;   // KV already in the cache before this step (incl. prefix hits)
-  bool is_new = false;      // first step since admission or resumption after preemption
-  bool resumed = false;     // is_new after a preemption (the runner may keep sampler state)
+  bool is_new = false;               // first step since admission or resumption after preemption
+  bool resumed = false;              // is_new after a preemption (the runner may keep sampler state)
   // True when this step reaches the end of the known tokens: the runner must sample the next
   // token from the last position's logits. False for a non-final chunk of a chunked prefill.
   bool sample = false;
@@ -73,8 +73,8 @@ struct EngineCoreOutput {
   std::optional<FinishReason> finish_reason;
   std::optional<int32_t> stop_reason;  // the stop token id that ended it (not for eos)
   int32_t num_prompt_tokens = 0;
-  int32_t num_cached_tokens = 0;       // prompt tokens served from the prefix cache
-  std::string error_message;           // with FinishReason::kError
+  int32_t num_cached_tokens = 0;  // prompt tokens served from the prefix cache
+  std::string error_message;      // with FinishReason::kError
 
   bool finished() const { return finish_reason.has_value(); }
 };

@@ -89,7 +89,8 @@ void run_one(uint32_t seed, Totals& totals) {
         if (chance(0.6)) l.prompt = prefixes[static_cast<size_t>(uniform(0, 2))];
         const int tail = uniform(l.prompt.empty() ? 1 : 0, 20);
         for (int i = 0; i < tail; ++i) l.prompt.push_back(uniform(0, vocab - 1));
-        if (static_cast<int32_t>(l.prompt.size()) >= cfg.max_model_len) l.prompt.resize(static_cast<size_t>(cfg.max_model_len - 1));
+        if (static_cast<int32_t>(l.prompt.size()) >= cfg.max_model_len)
+          l.prompt.resize(static_cast<size_t>(cfg.max_model_len - 1));
         l.params.max_tokens = uniform(1, 40);
         l.params.ignore_eos = chance(0.5);
         l.params.min_tokens = chance(0.3) ? uniform(0, l.params.max_tokens) : 0;
@@ -189,11 +190,13 @@ TEST(SchedulerProperty, RandomWorkloadsMatchRunningAlone) {
   EXPECT_GT(totals.aborts, 10);
   EXPECT_GT(totals.grows, 10);
   EXPECT_GT(totals.shrinks, 0);
-  std::printf("steps %lld, requests %lld, preemptions %lld, prefix-hit tokens %lld, aborts %lld, grows %lld, shrinks %lld\n",
-              static_cast<long long>(totals.steps), static_cast<long long>(totals.requests),
-              static_cast<long long>(totals.preemptions), static_cast<long long>(totals.prefix_hits),
-              static_cast<long long>(totals.aborts), static_cast<long long>(totals.grows),
-              static_cast<long long>(totals.shrinks));
+  std::printf(
+      "steps %lld, requests %lld, preemptions %lld, prefix-hit tokens %lld, aborts %lld, grows %lld, shrinks "
+      "%lld\n",
+      static_cast<long long>(totals.steps), static_cast<long long>(totals.requests),
+      static_cast<long long>(totals.preemptions), static_cast<long long>(totals.prefix_hits),
+      static_cast<long long>(totals.aborts), static_cast<long long>(totals.grows),
+      static_cast<long long>(totals.shrinks));
 }
 
 }  // namespace

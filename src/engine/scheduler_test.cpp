@@ -25,7 +25,8 @@ std::vector<int32_t> tokens(int32_t n, int32_t seed) {
   return v;
 }
 
-EngineCoreRequest req(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens, bool ignore_eos = true) {
+EngineCoreRequest req(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens,
+                      bool ignore_eos = true) {
   EngineCoreRequest r;
   r.request_id = id;
   r.prompt_token_ids = std::move(prompt);
@@ -187,7 +188,7 @@ TEST(Scheduler, PreemptedRequestGoesToTheFrontWithNothingComputed) {
   auto first = s->schedule();
   ASSERT_EQ(first.scheduled.size(), 2u);
   s->update_from_output(first, runner.execute_model(first).value());  // both at 9 tokens, 2 blocks each
-  auto second = s->schedule();  // a needs a 3rd block: b is preempted
+  auto second = s->schedule();                                        // a needs a 3rd block: b is preempted
   ASSERT_EQ(second.preempted_req_ids, std::vector<std::string>{"b"});
   ASSERT_EQ(second.scheduled.size(), 1u);
   EXPECT_EQ(s->waiting().front()->request_id(), "b");
