@@ -109,7 +109,8 @@ int run_model(const RunArgs& args) {
   params.presence_penalty = args.presence_penalty;
   params.frequency_penalty = args.frequency_penalty;
   params.seed = args.has_seed ? args.seed : std::random_device{}();
-  if (auto st = engine::validate_sampling_params(params); !st.ok()) return report_error(st);
+  params.max_tokens = std::max(1, static_cast<int32_t>(args.max_new_tokens));
+  if (auto st = engine::validate_sampling_params(params, static_cast<int32_t>(config->vocab_size)); !st.ok()) return report_error(st);
 
   std::vector<int32_t> eos_ids = gen->eos_token_ids;
   for (int32_t id : config->eos_token_ids) {

@@ -21,21 +21,6 @@ uint64_t rotl(uint64_t x, int k) {
 }
 }  // namespace
 
-base::Status validate_sampling_params(const SamplingParams& p) {
-  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) {
-    return base::invalid_argument("temperature must be a finite number >= 0");
-  }
-  if (p.top_k < -1) return base::invalid_argument("top_k must be -1, 0 (off) or positive");
-  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return base::invalid_argument("top_p must be in (0, 1]");
-  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return base::invalid_argument("min_p must be in [0, 1]");
-  if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty)) {
-    return base::invalid_argument("repetition_penalty must be a finite number > 0");
-  }
-  if (!std::isfinite(p.presence_penalty)) return base::invalid_argument("presence_penalty must be finite");
-  if (!std::isfinite(p.frequency_penalty)) return base::invalid_argument("frequency_penalty must be finite");
-  return base::ok_status();
-}
-
 SamplerRng::SamplerRng(uint64_t seed) {
   uint64_t state = seed;
   for (uint64_t& s : s_) s = splitmix64(state);
@@ -60,7 +45,7 @@ double SamplerRng::next_uniform() {
 Sampler::Sampler(int64_t vocab_size, const SamplingParams& params)
     : vocab_size_(vocab_size),
       params_(params),
-      rng_(params.seed),
+      rng_(params.seed.value_or(0)),
       output_counts_(static_cast<size_t>(vocab_size), 0),
       seen_(static_cast<size_t>(vocab_size), 0),
       kept_(static_cast<size_t>(vocab_size)),

@@ -9,22 +9,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/sampling_params.h"
 
 namespace nibble::engine {
-
-struct SamplingParams {
-  float temperature = 1.0f;         // 0 (below 1e-5) = greedy
-  int32_t top_k = 0;                // keep the k most likely tokens; 0 or -1 = off
-  float top_p = 1.0f;               // keep the smallest set of top tokens with mass >= top_p
-  float min_p = 0.0f;               // drop tokens with prob < min_p * max prob
-  float repetition_penalty = 1.0f;  // tokens in prompt or output: logit/p if > 0, logit*p otherwise
-  float presence_penalty = 0.0f;    // output tokens: logit -= presence_penalty once
-  float frequency_penalty = 0.0f;   // output tokens: logit -= frequency_penalty * count
-  uint64_t seed = 0;
-};
-
-// Checks ranges; errors name the parameter.
-base::Status validate_sampling_params(const SamplingParams& params);
 
 // xoshiro256** seeded through splitmix64: small, fast, the same on every platform.
 class SamplerRng {

@@ -124,7 +124,9 @@ TEST(SamplerTest, SeededStreamsAreReproducibleAndFollowTheDistribution) {
   p.seed = 1235;
   Sampler c(3, p);
   int same = 0;
-  Sampler a2(3, SamplingParams{.seed = 1234});
+  SamplingParams p1234;
+  p1234.seed = 1234;
+  Sampler a2(3, p1234);
   for (int i = 0; i < 100; ++i) {
     auto l1 = three_logits(), l2 = three_logits();
     same += a2.sample(l1, {}, {}) == c.sample(l2, {}, {});
@@ -135,14 +137,14 @@ TEST(SamplerTest, SeededStreamsAreReproducibleAndFollowTheDistribution) {
 TEST(SamplerTest, ValidateNamesTheParameter) {
   SamplingParams p;
   p.top_p = 0.0f;
-  EXPECT_NE(validate_sampling_params(p).message().find("top_p"), std::string::npos);
+  EXPECT_NE(validate_sampling_params(p, 3).message().find("top_p"), std::string::npos);
   p = {};
   p.temperature = -1.0f;
-  EXPECT_NE(validate_sampling_params(p).message().find("temperature"), std::string::npos);
+  EXPECT_NE(validate_sampling_params(p, 3).message().find("temperature"), std::string::npos);
   p = {};
   p.min_p = 2.0f;
-  EXPECT_NE(validate_sampling_params(p).message().find("min_p"), std::string::npos);
-  EXPECT_TRUE(validate_sampling_params(SamplingParams{}).ok());
+  EXPECT_NE(validate_sampling_params(p, 3).message().find("min_p"), std::string::npos);
+  EXPECT_TRUE(validate_sampling_params(SamplingParams{}, 3).ok());
 }
 
 }  // namespace

@@ -1,0 +1,140 @@
+// A deterministic stand-in for a model, for engine, scheduler and server tests.
+//
+// It keeps a real paged "KV cache": writing position p of a request stores a digest of the
+// request's tokens [0, p] in slot p of its block table, and the next token is a hash of every slot
+// read back through the block table. So outputs depend on the whole prefix exactly as a real model's
+// do, and a wrong block table, a stale prefix-cache block or a slot read before it was written
+// changes the output or is reported in errors(). Header-only so other layers' tests can use it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/model_runner.h"
+
+namespace nibble::engine {
+
+class FakeModelRunner : public ModelRunner {
+ public:
+  FakeModelRunner(int32_t vocab_size, int32_t block_size)
+      : vocab_size_(vocab_size), block_size_(block_size) {}
+
+  // The digest stored for position p: a hash chain over tokens[0..p].
+  static uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 29);
+  }
+  // What a correct run samples after `tokens` (the oracle for "same as running it alone").
+  static int32_t reference_next_token(const std::vector<int32_t>& tokens, int32_t vocab_size) {
+    uint64_t digest = 0, readout = 0x1234;
+    for (int32_t t : tokens) {
+      digest = mix(digest, static_cast<uint32_t>(t));
+      readout = mix(readout, digest);
+    }
+    return static_cast<int32_t>(readout % static_cast<uint64_t>(vocab_size));
+  }
+
+  base::Status set_num_kv_blocks(int32_t num_blocks) override {
+    if (max_backed_blocks_ >= 0 && num_blocks > max_backed_blocks_)
+      return base::resource_exhausted("fake runner: cannot back " + std::to_string(num_blocks) + " blocks");
+    slots_.resize(static_cast<size_t>(num_blocks) * static_cast<size_t>(block_size_));
+    num_blocks_ = num_blocks;
+    ++num_resizes_;
+    return base::ok_status();
+  }
+
+  base::Result<ModelRunnerOutput> execute_model(const SchedulerOutput& so) override {
+    ++num_steps_;
+    if (before_step_) before_step_();
+    if (fail_next_step_) {
+      fail_next_step_ = false;
+      return base::internal_error("fake runner: injected failure");
+    }
+    ModelRunnerOutput out;
+    out.sampled_token_ids.resize(so.scheduled.size());
+    out.logprobs.resize(so.scheduled.size());
+    for (size_t i = 0; i < so.scheduled.size(); ++i) {
+      const ScheduledRequest& s = so.scheduled[i];
+      const auto& all = s.request->all_token_ids();
+      const std::string& id = s.request_id();
+      if (s.num_scheduled_tokens() == 0) error(id + ": scheduled with no tokens");
+      // Inputs must be the request's next tokens at their positions.
+      for (int32_t k = 0; k < s.num_scheduled_tokens(); ++k) {
+        const int32_t p = s.num_computed_tokens + k;
+        if (s.positions[static_cast<size_t>(k)] != p || p >= static_cast<int32_t>(all.size()) ||
+            s.token_ids[static_cast<size_t>(k)] != all[static_cast<size_t>(p)])
+          error(id + ": wrong input token or position at " + std::to_string(p));
+      }
+      const int32_t end = s.num_computed_tokens + s.num_scheduled_tokens();
+      if (static_cast<int64_t>(s.block_ids.size()) * block_size_ < end) error(id + ": block table too short");
+      // Read the prefix (checking what is there), then write this step's positions.
+      uint64_t digest = 0, readout = 0x1234;
+      for (int32_t p = 0; p < end && p < static_cast<int32_t>(all.size()); ++p) {
+        digest = mix(digest, static_cast<uint32_t>(all[static_cast<size_t>(p)]));
+        Slot* slot = slot_at(s, p);
+        if (!slot) {
+          error(id + ": position " + std::to_string(p) + " maps outside the pool");
+          continue;
+        }
+        if (p >= s.num_computed_tokens) {
+          slot->written = true;
+          slot->digest = digest;
+        } else if (!slot->written || slot->digest != digest) {
+          error(id + ": stale or unwritten KV at position " + std::to_string(p));
+        }
+        readout = mix(readout, slot->digest);
+      }
+      if (s.sample) {
+        const auto token = static_cast<int32_t>(readout % static_cast<uint64_t>(vocab_size_));
+        out.sampled_token_ids[i].push_back(token);
+        if (s.request->sampling_params().logprobs)
+          out.logprobs[i].push_back(TokenLogprobs{{token, -0.5f}, {}});
+      }
+    }
+    return out;
+  }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+  int32_t num_blocks() const { return num_blocks_; }
+  int64_t num_steps() const { return num_steps_; }
+  int64_t num_resizes() const { return num_resizes_; }
+  void set_max_backed_blocks(int32_t n) { max_backed_blocks_ = n; }  // -1 = unlimited
+  void fail_next_step() { fail_next_step_ = true; }
+  // Called at the start of every step on the engine thread (tests use it to hold the engine).
+  void set_before_step(std::function<void()> fn) { before_step_ = std::move(fn); }
+
+ private:
+  struct Slot {
+    bool written = false;
+    uint64_t digest = 0;
+  };
+  Slot* slot_at(const ScheduledRequest& s, int32_t p) {
+    const auto block_idx = static_cast<size_t>(p / block_size_);
+    if (block_idx >= s.block_ids.size()) return nullptr;
+    const int32_t block_id = s.block_ids[block_idx];
+    if (block_id < 0 || block_id >= num_blocks_) return nullptr;
+    return &slots_[static_cast<size_t>(block_id) * static_cast<size_t>(block_size_) +
+                   static_cast<size_t>(p % block_size_)];
+  }
+  void error(std::string message) {
+    if (errors_.size() < 100) errors_.push_back(std::move(message));
+  }
+
+  int32_t vocab_size_;
+  int32_t block_size_;
+  int32_t num_blocks_ = 0;
+  int32_t max_backed_blocks_ = -1;
+  bool fail_next_step_ = false;
+  std::function<void()> before_step_;
+  int64_t num_steps_ = 0;
+  int64_t num_resizes_ = 0;
+  std::vector<Slot> slots_;  // [num_blocks * block_size]
+  std::vector<std::string> errors_;
+};
+
+}  // namespace nibble::engine
