@@ -94,6 +94,7 @@ base::Result<std::unique_ptr<OpenAiClient>> OpenAiClient::create(const ClientCon
   impl->http.set_read_timeout(timeout_s, 0);
   impl->http.set_write_timeout(timeout_s, 0);
   impl->http.set_keep_alive(true);
+  impl->http.set_tcp_nodelay(true);  // the request leaves in one go, not after a delayed ACK
   if (!config.api_key.empty()) impl->http.set_bearer_token_auth(config.api_key);
   return std::unique_ptr<OpenAiClient>(new OpenAiClient(config, std::move(base), std::move(impl)));
 }

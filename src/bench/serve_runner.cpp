@@ -116,6 +116,7 @@ RunResult run_requests(const RunOptions& opts, const std::vector<SampleRequest>&
   std::atomic<int64_t> next{0}, done{0}, failed{0};
   Progress progress(opts.progress_out, num_requests, opts.progress);
   const Clock::time_point start = Clock::now();
+  result.start = start;
 
   // Each worker takes the next request in arrival order, waits for its arrival time, sends it and
   // streams the reply: at most num_workers requests are in flight (the concurrency limit), and a

@@ -3,6 +3,7 @@
 // worker threads, shows progress, and returns per-request outputs with the measured wall time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -33,6 +34,7 @@ struct RunOptions {
 struct RunResult {
   std::vector<RequestOutput> outputs;  // same order as the requests
   double duration_s = 0;               // first scheduling to last completion
+  std::chrono::steady_clock::time_point start;  // origin of every start_time_s
 };
 
 // Arrival offsets in seconds for n requests: zeros for an infinite rate, else cumulative
