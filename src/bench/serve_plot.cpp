@@ -173,12 +173,29 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
         svg += "<polyline points=\"" + path + "\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"2.2\"/>\n";
       }
       for (const SweepPoint& p : pts) {
-        const double x = ox + x_pos(p.concurrency), y = y_pos(p.*panel.field);
-        svg += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"4\" fill=\"" + color + "\"/>\n";
+        const double value = p.*panel.field;
+        double x = ox + x_pos(p.concurrency);
+        const double y = y_pos(value);
+        if (pts.size() == 1) {
+          // A single point per series reads better as a bar; bars of several series sit side by side.
+          constexpr double kBarWidth = 26;
+          x += (static_cast<double>(si) - static_cast<double>(series.size() - 1) / 2) * (kBarWidth + 4);
+          svg += "<rect x=\"" + num(x - kBarWidth / 2) + "\" y=\"" + num(y) + "\" width=\"" + num(kBarWidth) +
+                 "\" height=\"" + num(oy + kPlotHeight - y) + "\" fill=\"" + color + "\" fill-opacity=\"0.85\"/>\n";
+        } else {
+          svg += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"4\" fill=\"" + color + "\"/>\n";
+        }
         if (label_points) {
-          const double dy = si == 0 ? -9 : 16;
-          svg += "<text x=\"" + num(x) + "\" y=\"" + num(y + dy) + "\" font-size=\"10\" fill=\"" + color +
-                 "\" text-anchor=\"middle\">" + value_label(p.*panel.field) + "</text>\n";
+          // Above the point unless another series is higher at the same concurrency.
+          bool above = true;
+          for (size_t other = 0; other < series.size(); ++other) {
+            if (other == si || pts.size() == 1) continue;
+            for (const SweepPoint& q : series[other].points) {
+              if (q.concurrency == p.concurrency && q.*panel.field > value) above = false;
+            }
+          }
+          svg += "<text x=\"" + num(x) + "\" y=\"" + num(y + (above ? -9 : 16)) + "\" font-size=\"10\" fill=\"" +
+                 color + "\" text-anchor=\"middle\">" + value_label(value) + "</text>\n";
         }
       }
     }

@@ -26,7 +26,8 @@ struct SweepSeries {
 // concurrency of a row is max_concurrency, or the measured peak when it is null.
 base::Result<SweepSeries> series_from_json(const nlohmann::json& doc, const std::string& label);
 
-// An SVG document (three panels, shared legend); a single point per series draws as markers.
+// An SVG document (three panels, shared legend): lines with markers, or bars when a series has a
+// single point.
 std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::string& title);
 
 }  // namespace nibble::bench

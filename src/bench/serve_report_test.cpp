@@ -174,10 +174,10 @@ TEST(Plot, SvgHasPanelsSeriesAndLegend) {
   size_t polylines = 0;
   for (size_t pos = svg.find("<polyline"); pos != std::string::npos; pos = svg.find("<polyline", pos + 1)) ++polylines;
   EXPECT_EQ(polylines, 6u);  // 2 series x 3 panels
-  // One point: markers, no lines.
+  // One point: bars, no lines.
   const std::string one = render_sweep_svg({{"x", {{4, 100, 20, 50}}}}, "t");
   EXPECT_EQ(one.find("<polyline"), std::string::npos);
-  EXPECT_NE(one.find("<circle"), std::string::npos);
+  EXPECT_NE(one.find("<rect x="), std::string::npos);
 }
 
 TEST(Plot, SeriesFromJson) {
