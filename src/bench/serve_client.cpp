@@ -11,6 +11,17 @@ namespace nibble::bench {
 
 namespace {
 
+// httplib's error names ("Connection", "Read") made into readable reasons.
+std::string error_text(httplib::Error err) {
+  switch (err) {
+    case httplib::Error::Connection: return "could not connect (is the server running at --base-url?)";
+    case httplib::Error::ConnectionTimeout: return "connection timed out";
+    case httplib::Error::Read: return "reading the response failed or timed out";
+    case httplib::Error::Write: return "sending the request failed";
+    default: return httplib::to_string(err);
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point origin) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - origin).count();
 }
@@ -144,7 +155,7 @@ RequestOutput OpenAiClient::stream_request(StreamApi api, const RequestSpec& spe
   acc.finish(&out);
   if (!sent || err != httplib::Error::Success) {
     out.success = false;
-    out.error = "HTTP request failed: " + httplib::to_string(err);
+    out.error = "HTTP request failed: " + error_text(err);
   } else if (status != 200) {
     out.success = false;
     out.error = "HTTP " + std::to_string(status) + " " + reason;
@@ -162,7 +173,7 @@ base::Result<nlohmann::json> OpenAiClient::get_json(const std::string& path) {
 
 base::Result<std::string> OpenAiClient::get_text(const std::string& path) {
   auto res = impl_->http.Get(base_.path_prefix + path);
-  if (!res) return base::io_error("GET " + base_.scheme_host_port + base_.path_prefix + path + ": " + httplib::to_string(res.error()));
+  if (!res) return base::io_error("GET " + base_.scheme_host_port + base_.path_prefix + path + ": " + error_text(res.error()));
   if (res->status != 200) {
     return base::not_found("GET " + path + ": HTTP " + std::to_string(res->status) + " " + short_body(res->body));
   }
@@ -171,7 +182,7 @@ base::Result<std::string> OpenAiClient::get_text(const std::string& path) {
 
 base::Result<nlohmann::json> OpenAiClient::post_json(const std::string& path, const nlohmann::json& body) {
   auto res = impl_->http.Post(base_.path_prefix + path, body.dump(), "application/json");
-  if (!res) return base::io_error("POST " + base_.scheme_host_port + base_.path_prefix + path + ": " + httplib::to_string(res.error()));
+  if (!res) return base::io_error("POST " + base_.scheme_host_port + base_.path_prefix + path + ": " + error_text(res.error()));
   if (res->status != 200) {
     return base::invalid_argument("POST " + path + ": HTTP " + std::to_string(res->status) + " " + short_body(res->body));
   }

@@ -102,7 +102,9 @@ void StreamAccumulator::on_data(std::string_view payload, double now_s) {
         if (it != obj.end() && it->is_string()) text_ += it->get<std::string>();
       };
       append_string(choice, "text");  // completions
-      if (auto delta = choice.find("delta"); delta != choice.end() && delta->is_object()) {  // chat
+      // Chat: vLLM keeps only "content"; reasoning text is generated tokens too, so the
+      // re-tokenizing fallback (no usage) counts it as well.
+      if (auto delta = choice.find("delta"); delta != choice.end() && delta->is_object()) {
         append_string(*delta, "reasoning_content");
         append_string(*delta, "reasoning");
         append_string(*delta, "content");

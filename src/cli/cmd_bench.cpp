@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -118,6 +119,14 @@ Status write_json(const std::string& path, const nlohmann::ordered_json& doc) {
   return base::write_file_atomic(path, doc.dump(2) + "\n").with_context("writing " + path);
 }
 
+// Creates --result-dir (and parents) like vLLM's os.makedirs.
+Status ensure_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return base::io_error("--result-dir " + dir + ": " + ec.message());
+  return base::ok_status();
+}
+
 Result<std::vector<bench::SampleRequest>> build_dataset(const ServeFlags& f, bench::PromptTokenizer* tokenizer,
                                                         int64_t num_requests, uint64_t seed) {
   if (f.dataset == "random") {
@@ -215,6 +224,10 @@ int run_serve(const ServeFlags& f) {
                  *hits_before, static_cast<unsigned long long>(f.seed));
   }
 
+  if (f.save_result || f.save_detailed) {
+    const Status st = ensure_dir(f.result_dir);
+    if (!st.ok()) return fail(st);
+  }
   std::vector<nlohmann::ordered_json> rows;
   const std::string date = bench::date_stamp();
   bool any_success = false;

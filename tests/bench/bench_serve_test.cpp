@@ -70,12 +70,25 @@ void with_retries(F attempt) {
   for (const std::string& f : failures) ADD_FAILURE() << f;
 }
 
-std::string temp_dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/nibble_bench_serve_" + name + "_" + std::to_string(getpid());
-  std::string cmd = "mkdir -p '" + dir + "'";
-  EXPECT_EQ(std::system(cmd.c_str()), 0);
-  return dir;
-}
+// A scratch directory under the test temp dir, removed (with its files) when it goes out of scope.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name)
+      : path_(::testing::TempDir() + "/nibble_bench_serve_" + name + "_" + std::to_string(getpid())) {
+    const std::string cmd = "mkdir -p '" + path_ + "'";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  }
+  ~ScratchDir() {
+    const std::string cmd = "rm -rf '" + path_ + "'";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Six scripted requests. By hand (ms): (TTFT, ITLs, E2EL, TPOT, output tokens, prompt tokens)
 //   0: 50, [10 x4], 90, (90-50)/4 = 10, 5 (usage), 7
@@ -177,7 +190,8 @@ std::vector<double> dispatch_offsets(const RunResult& run, const ReceivedMap& re
 }
 
 Scenario run_scripted(ScriptedServer& server, StreamApi api, int64_t concurrency) {
-  const std::string dir = temp_dir("lib");
+  const ScratchDir scratch("lib");
+  const std::string& dir = scratch.path();
   ClientConfig cfg;
   cfg.base_url = server.base_url();
   cfg.endpoint = api == StreamApi::kChat ? "/v1/chat/completions" : "/v1/completions";
@@ -361,7 +375,8 @@ TEST(BenchServeCli, SweepWritesSummaryJsonSweepAndSvg) {
   int attempt = 0;
   with_retries([&](Checker& c) {
     ScriptedServer server;
-    const std::string dir = temp_dir("cli" + std::to_string(attempt++));
+    const ScratchDir scratch("cli" + std::to_string(attempt++));
+    const std::string& dir = scratch.path();
     const CliRun r = run_cli("--base-url " + server.base_url() + " --dataset jsonl --dataset-path " +
                                  write_script_jsonl(dir) +
                                  " --num-prompts 6 --max-concurrency 1,2 --percentile-metrics ttft,tpot,itl,e2el"
@@ -414,7 +429,8 @@ TEST(BenchServeCli, SweepWritesSummaryJsonSweepAndSvg) {
 
 TEST(BenchServeCli, RandomDatasetThroughServerTokenizerChat) {
   ScriptedServer server;
-  const std::string dir = temp_dir("random");
+  const ScratchDir scratch("random");
+  const std::string& dir = scratch.path();
   const CliRun r = run_cli("--base-url " + server.base_url() +
                                " --endpoint /v1/chat/completions --dataset random --random-input-len 32"
                                " --random-output-len 4 --num-prompts 3 --max-concurrency 3 --seed 5 --disable-progress",
@@ -439,23 +455,26 @@ TEST(BenchServeCli, EchoServerWithoutTokenizeEndpoint) {
   int attempt = 0;
   with_retries([&](Checker& c) {
     EchoServer server;
-    const std::string dir = temp_dir("echo" + std::to_string(attempt++));
+    const ScratchDir scratch("echo" + std::to_string(attempt++));
+    const std::string& dir = scratch.path();
     {
       std::ofstream(dir + "/p.jsonl") << "{\"prompt\": \"a b c\", \"output_len\": 4}\n";
     }
     const CliRun r = run_cli("--base-url " + server.base_url() + " --endpoint /v1/chat/completions --dataset jsonl"
                                  " --dataset-path " + dir + "/p.jsonl --num-prompts 3 --max-concurrency 3"
-                                 " --percentile-metrics itl,tpot --disable-progress --save-result --result-dir " + dir,
+                                 " --percentile-metrics itl,tpot --disable-progress --save-result --result-dir " +
+                                 dir + "/new/results",
                              dir);
     c.check("exit 0", r.rc == 0);
     if (r.rc != 0) return;
     c.check("12 tokens generated: " + r.out, r.out.find("Total generated tokens:                  12        \n") != std::string::npos);
     c.check("9 input tokens", r.out.find("Total input tokens:                      9         \n") != std::string::npos);
     c.check("no TTFT section", r.out.find("Time to First Token") == std::string::npos);
-    const auto results = list_dir(dir, "openai-chat-infqps-concurrency3-echo-");
+    const std::string result_dir = dir + "/new/results";  // created by the command, as vLLM does
+    const auto results = list_dir(result_dir, "openai-chat-infqps-concurrency3-echo-");
     c.check("one result", results.size() == 1u);
     if (results.size() != 1u) return;
-    const nlohmann::json j = read_json(dir + "/" + results[0]);
+    const nlohmann::json j = read_json(result_dir + "/" + results[0]);
     const double tol_ms = kTolMs + server.max_lateness_ms();
     c.near("mean_itl_ms", j["mean_itl_ms"].get<double>(), 15.0, tol_ms);
     c.near("mean_tpot_ms", j["mean_tpot_ms"].get<double>(), 20.0, tol_ms);  // 15 * 4 / 3
@@ -464,7 +483,8 @@ TEST(BenchServeCli, EchoServerWithoutTokenizeEndpoint) {
 }
 
 TEST(BenchServeCli, BadFlagsAreErrors) {
-  const std::string dir = temp_dir("bad");
+  const ScratchDir scratch("bad");
+  const std::string& dir = scratch.path();
   EXPECT_NE(run_cli("--base-url ftp://x --disable-progress", dir).rc, 0);
   EXPECT_NE(run_cli("--base-url http://127.0.0.1:1 --endpoint /v1/embeddings --disable-progress", dir).rc, 0);
   EXPECT_NE(run_cli("--base-url http://127.0.0.1:1 --goodput latency:5 --disable-progress", dir).rc, 0);
