@@ -37,7 +37,7 @@ using testing::EchoServer;
 using testing::ScriptedServer;
 
 constexpr double kTolMs = 1.0;
-constexpr int kAttempts = 3;
+constexpr int kAttempts = 5;
 
 // Collects check failures so that a timing scenario can be retried before reporting them.
 struct Checker {
