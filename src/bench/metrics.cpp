@@ -50,7 +50,8 @@ namespace {
 // rebuilt as start + ttft + cumsum(itl), so it counts chunks, not tokens) and the most requests
 // active in one bucket ("Peak concurrent requests"; a request is active in every bucket from the
 // one holding its start to the one holding its end, both included).
-void peak_per_second(const std::vector<const RequestOutput*>& ok, double* max_chunks_per_s, int64_t* max_concurrent) {
+void peak_per_second(const std::vector<const RequestOutput*>& ok, double* max_chunks_per_s,
+                     int64_t* max_concurrent) {
   *max_chunks_per_s = 0;
   *max_concurrent = 0;
   if (ok.empty()) return;
@@ -60,8 +61,11 @@ void peak_per_second(const std::vector<const RequestOutput*>& ok, double* max_ch
     max_end = std::max(max_end, o->start_time_s + o->latency_s);
   }
   const int64_t num_buckets = static_cast<int64_t>(std::ceil(max_end - min_start)) + 1;
-  std::vector<int64_t> chunks(static_cast<size_t>(num_buckets), 0), active(static_cast<size_t>(num_buckets), 0);
-  auto bucket_of = [&](double time_s) { return static_cast<int64_t>(time_s - min_start); };  // int() truncation
+  std::vector<int64_t> chunks(static_cast<size_t>(num_buckets), 0),
+      active(static_cast<size_t>(num_buckets), 0);
+  auto bucket_of = [&](double time_s) {
+    return static_cast<int64_t>(time_s - min_start);
+  };  // int() truncation
   for (const RequestOutput* o : ok) {
     double t = o->start_time_s + o->ttft_s;
     auto add = [&](double time_s) {
@@ -74,7 +78,8 @@ void peak_per_second(const std::vector<const RequestOutput*>& ok, double* max_ch
       add(t);
     }
     const int64_t first = bucket_of(o->start_time_s), last = bucket_of(o->start_time_s + o->latency_s);
-    for (int64_t b = std::max<int64_t>(first, 0); b <= last && b < num_buckets; ++b) ++active[static_cast<size_t>(b)];
+    for (int64_t b = std::max<int64_t>(first, 0); b <= last && b < num_buckets; ++b)
+      ++active[static_cast<size_t>(b)];
   }
   *max_chunks_per_s = static_cast<double>(*std::max_element(chunks.begin(), chunks.end()));
   *max_concurrent = *std::max_element(active.begin(), active.end());
@@ -150,7 +155,8 @@ base::Result<GoodputSlo> parse_goodput(const std::vector<std::string>& items) {
       char* end = nullptr;
       const double value = std::strtod(value_str.c_str(), &end);
       if (value_str.empty() || end == nullptr || *end != '\0' || !(value >= 0) || !std::isfinite(value)) {
-        return base::invalid_argument("--goodput: '" + item + "' needs a non-negative number of milliseconds");
+        return base::invalid_argument("--goodput: '" + item +
+                                      "' needs a non-negative number of milliseconds");
       }
       if (name == "ttft") {
         slo.ttft_ms = value;

@@ -18,15 +18,15 @@ namespace nibble::bench {
 // start_time_s is relative to the benchmark start.
 struct RequestOutput {
   bool success = false;
-  std::string error;           // first failure reason when !success
-  int64_t prompt_len = 0;      // dataset token count, overridden by usage.prompt_tokens
-  int64_t output_tokens = 0;   // usage.completion_tokens (0 = not reported; see output_len_source)
-  std::string generated_text;  // concatenated text/content of all chunks
-  double start_time_s = 0;     // when the request was sent (just before the POST)
-  double ttft_s = 0;           // first chunk with non-empty "choices" minus start
-  std::vector<double> itl_s;   // gaps between consecutive chunks with non-empty "choices"
-  double latency_s = 0;        // last chunk with non-empty "choices" minus start (E2EL)
-  double queue_time_s = 0;     // client-side wait between scheduled arrival and send
+  std::string error;                   // first failure reason when !success
+  int64_t prompt_len = 0;              // dataset token count, overridden by usage.prompt_tokens
+  int64_t output_tokens = 0;           // usage.completion_tokens (0 = not reported; see output_len_source)
+  std::string generated_text;          // concatenated text/content of all chunks
+  double start_time_s = 0;             // when the request was sent (just before the POST)
+  double ttft_s = 0;                   // first chunk with non-empty "choices" minus start
+  std::vector<double> itl_s;           // gaps between consecutive chunks with non-empty "choices"
+  double latency_s = 0;                // last chunk with non-empty "choices" minus start (E2EL)
+  double queue_time_s = 0;             // client-side wait between scheduled arrival and send
   bool output_len_from_usage = false;  // false: output_tokens came from re-tokenizing the text
 };
 
@@ -49,22 +49,22 @@ struct GoodputSlo {
 struct BenchmarkMetrics {
   int64_t completed = 0;
   int64_t failed = 0;
-  int64_t total_input = 0;   // sum of prompt_len over successful requests
-  int64_t total_output = 0;  // sum of output lengths over successful requests
-  double request_throughput = 0;      // completed / dur_s
-  double request_goodput = 0;         // good / dur_s
-  double output_throughput = 0;       // total_output / dur_s
-  double total_token_throughput = 0;  // (total_input + total_output) / dur_s
-  double max_output_tokens_per_s = 0; // most chunks seen in one 1-s bucket
-  int64_t max_concurrent_requests = 0; // most requests active in one 1-s bucket
+  int64_t total_input = 0;              // sum of prompt_len over successful requests
+  int64_t total_output = 0;             // sum of output lengths over successful requests
+  double request_throughput = 0;        // completed / dur_s
+  double request_goodput = 0;           // good / dur_s
+  double output_throughput = 0;         // total_output / dur_s
+  double total_token_throughput = 0;    // (total_input + total_output) / dur_s
+  double max_output_tokens_per_s = 0;   // most chunks seen in one 1-s bucket
+  int64_t max_concurrent_requests = 0;  // most requests active in one 1-s bucket
   MetricStats ttft, tpot, itl, e2el;
   std::vector<int64_t> output_lens;  // per request (0 for failed ones), same order as the input
 };
 
 // numpy.percentile(values, p) with the default 'linear' method; 0 for an empty list.
 double percentile_linear(std::vector<double> values, double p);
-double mean_of(const std::vector<double>& values);              // 0 for an empty list
-double population_std_of(const std::vector<double>& values);    // ddof = 0; 0 for an empty list
+double mean_of(const std::vector<double>& values);            // 0 for an empty list
+double population_std_of(const std::vector<double>& values);  // ddof = 0; 0 for an empty list
 
 // Statistics of `values_s` (seconds) in milliseconds, with the given percentiles (0..100).
 MetricStats summarize_ms(const std::vector<double>& values_s, const std::vector<double>& percentiles);

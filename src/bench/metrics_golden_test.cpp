@@ -66,7 +66,8 @@ TEST(MetricsGolden, MatchesVllmCalculateMetrics) {
     expect_close(m.request_throughput, e["request_throughput"].get<double>(), "request_throughput");
     expect_close(m.request_goodput, e["request_goodput"].get<double>(), "request_goodput");
     expect_close(m.output_throughput, e["output_throughput"].get<double>(), "output_throughput");
-    expect_close(m.total_token_throughput, e["total_token_throughput"].get<double>(), "total_token_throughput");
+    expect_close(m.total_token_throughput, e["total_token_throughput"].get<double>(),
+                 "total_token_throughput");
     EXPECT_EQ(m.max_output_tokens_per_s, e["max_output_tokens_per_s"].get<double>());
     EXPECT_EQ(m.max_concurrent_requests, e["max_concurrent_requests"].get<int64_t>());
     expect_stats(m.ttft, e, "ttft");

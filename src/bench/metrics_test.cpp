@@ -88,7 +88,7 @@ TEST(Metrics, HandComputedScenario) {
   const BenchmarkMetrics m = compute_metrics(outs, 0.5, {50, 90, 99}, slo);
   EXPECT_EQ(m.completed, 4);
   EXPECT_EQ(m.failed, 1);
-  EXPECT_EQ(m.total_input, 7 + 3 + 11 + 8);   // the failed request's 99 is not counted
+  EXPECT_EQ(m.total_input, 7 + 3 + 11 + 8);  // the failed request's 99 is not counted
   EXPECT_EQ(m.total_output, 5 + 1 + 6 + 4);
   EXPECT_EQ(m.output_lens, (std::vector<int64_t>{5, 1, 6, 0, 4}));
   EXPECT_NEAR(m.request_throughput, 4 / 0.5, 1e-9);
@@ -116,7 +116,8 @@ TEST(Metrics, HandComputedScenario) {
   EXPECT_NEAR(m.itl.percentiles_ms[1].second, 30.0, 1e-9);
   const double itl_mean = 170.0 / 9;
   const double itl_var = (4 * (10 - itl_mean) * (10 - itl_mean) + 2 * (20 - itl_mean) * (20 - itl_mean) +
-                          3 * (30 - itl_mean) * (30 - itl_mean)) / 9;
+                          3 * (30 - itl_mean) * (30 - itl_mean)) /
+                         9;
   EXPECT_NEAR(m.itl.std_ms, std::sqrt(itl_var), 1e-9);
   // E2EL [90, 30, 120, 110]: mean 87.5, median 100.
   EXPECT_NEAR(m.e2el.mean_ms, 87.5, 1e-9);

@@ -14,11 +14,16 @@ namespace {
 // httplib's error names ("Connection", "Read") made into readable reasons.
 std::string error_text(httplib::Error err) {
   switch (err) {
-    case httplib::Error::Connection: return "could not connect (is the server running at --base-url?)";
-    case httplib::Error::ConnectionTimeout: return "connection timed out";
-    case httplib::Error::Read: return "reading the response failed or timed out";
-    case httplib::Error::Write: return "sending the request failed";
-    default: return httplib::to_string(err);
+    case httplib::Error::Connection:
+      return "could not connect (is the server running at --base-url?)";
+    case httplib::Error::ConnectionTimeout:
+      return "connection timed out";
+    case httplib::Error::Read:
+      return "reading the response failed or timed out";
+    case httplib::Error::Write:
+      return "sending the request failed";
+    default:
+      return httplib::to_string(err);
   }
 }
 
@@ -53,7 +58,8 @@ base::Result<BaseUrl> parse_base_url(const std::string& url) {
   const size_t path_start = url.find('/', scheme_end + 3);
   BaseUrl base;
   base.scheme_host_port = url.substr(0, path_start);
-  if (base.scheme_host_port.size() <= scheme_end + 3) return base::invalid_argument("--base-url '" + url + "' has no host");
+  if (base.scheme_host_port.size() <= scheme_end + 3)
+    return base::invalid_argument("--base-url '" + url + "' has no host");
   if (path_start != std::string::npos) base.path_prefix = url.substr(path_start);
   while (!base.path_prefix.empty() && base.path_prefix.back() == '/') base.path_prefix.pop_back();
   return base;
@@ -61,7 +67,8 @@ base::Result<BaseUrl> parse_base_url(const std::string& url) {
 
 base::Result<StreamApi> api_for_endpoint(const std::string& endpoint) {
   auto ends_with = [&](const std::string& suffix) {
-    return endpoint.size() >= suffix.size() && endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return endpoint.size() >= suffix.size() &&
+           endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with("chat/completions")) return StreamApi::kChat;
   if (ends_with("completions")) return StreamApi::kCompletions;
@@ -78,7 +85,8 @@ nlohmann::json build_request_body(StreamApi api, const RequestSpec& spec) {
     body["max_tokens"] = spec.max_tokens;
   } else {
     body["messages"] = nlohmann::json::array(
-        {{{"role", "user"}, {"content", nlohmann::json::array({{{"type", "text"}, {"text", spec.prompt}}})}}});
+        {{{"role", "user"},
+          {"content", nlohmann::json::array({{{"type", "text"}, {"text", spec.prompt}}})}}});
     body["max_completion_tokens"] = spec.max_tokens;
   }
   body["stream"] = true;
@@ -99,7 +107,8 @@ OpenAiClient::~OpenAiClient() = default;
 base::Result<std::unique_ptr<OpenAiClient>> OpenAiClient::create(const ClientConfig& config) {
   NIBBLE_ASSIGN_OR_RETURN(BaseUrl base, parse_base_url(config.base_url));
   auto impl = std::make_unique<Impl>(base.scheme_host_port);
-  if (!impl->http.is_valid()) return base::invalid_argument("--base-url '" + config.base_url + "' is not usable");
+  if (!impl->http.is_valid())
+    return base::invalid_argument("--base-url '" + config.base_url + "' is not usable");
   const auto timeout_s = static_cast<time_t>(std::max(1.0, config.timeout_s));
   impl->http.set_connection_timeout(timeout_s, 0);
   impl->http.set_read_timeout(timeout_s, 0);
@@ -173,18 +182,24 @@ base::Result<nlohmann::json> OpenAiClient::get_json(const std::string& path) {
 
 base::Result<std::string> OpenAiClient::get_text(const std::string& path) {
   auto res = impl_->http.Get(base_.path_prefix + path);
-  if (!res) return base::io_error("GET " + base_.scheme_host_port + base_.path_prefix + path + ": " + error_text(res.error()));
+  if (!res)
+    return base::io_error("GET " + base_.scheme_host_port + base_.path_prefix + path + ": " +
+                          error_text(res.error()));
   if (res->status != 200) {
-    return base::not_found("GET " + path + ": HTTP " + std::to_string(res->status) + " " + short_body(res->body));
+    return base::not_found("GET " + path + ": HTTP " + std::to_string(res->status) + " " +
+                           short_body(res->body));
   }
   return res->body;
 }
 
 base::Result<nlohmann::json> OpenAiClient::post_json(const std::string& path, const nlohmann::json& body) {
   auto res = impl_->http.Post(base_.path_prefix + path, body.dump(), "application/json");
-  if (!res) return base::io_error("POST " + base_.scheme_host_port + base_.path_prefix + path + ": " + error_text(res.error()));
+  if (!res)
+    return base::io_error("POST " + base_.scheme_host_port + base_.path_prefix + path + ": " +
+                          error_text(res.error()));
   if (res->status != 200) {
-    return base::invalid_argument("POST " + path + ": HTTP " + std::to_string(res->status) + " " + short_body(res->body));
+    return base::invalid_argument("POST " + path + ": HTTP " + std::to_string(res->status) + " " +
+                                  short_body(res->body));
   }
   nlohmann::json doc = nlohmann::json::parse(res->body, nullptr, false);
   if (doc.is_discarded()) return base::corrupt("POST " + path + ": the response is not JSON");
@@ -252,9 +267,10 @@ base::Result<std::unique_ptr<ServerTokenizer>> ServerTokenizer::create(const Cli
 
 base::Result<std::vector<int32_t>> ServerTokenizer::encode(const std::string& text, bool add_special_tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
-  NIBBLE_ASSIGN_OR_RETURN(nlohmann::json doc, client_->post_json("/tokenize", {{"model", model_},
-                                                                               {"prompt", text},
-                                                                               {"add_special_tokens", add_special_tokens}}));
+  NIBBLE_ASSIGN_OR_RETURN(
+      nlohmann::json doc,
+      client_->post_json("/tokenize",
+                         {{"model", model_}, {"prompt", text}, {"add_special_tokens", add_special_tokens}}));
   if (!doc.is_object() || !doc.contains("tokens") || !doc["tokens"].is_array()) {
     return base::corrupt("POST /tokenize: expected {\"tokens\": [...]}");
   }
@@ -268,7 +284,8 @@ base::Result<std::vector<int32_t>> ServerTokenizer::encode(const std::string& te
 
 base::Result<std::string> ServerTokenizer::decode(const std::vector<int32_t>& ids) {
   std::lock_guard<std::mutex> lock(mutex_);
-  NIBBLE_ASSIGN_OR_RETURN(nlohmann::json doc, client_->post_json("/detokenize", {{"model", model_}, {"tokens", ids}}));
+  NIBBLE_ASSIGN_OR_RETURN(nlohmann::json doc,
+                          client_->post_json("/detokenize", {{"model", model_}, {"tokens", ids}}));
   if (!doc.is_object() || !doc.contains("prompt") || !doc["prompt"].is_string()) {
     return base::corrupt("POST /detokenize: expected {\"prompt\": \"...\"}");
   }
@@ -281,8 +298,9 @@ base::Result<int64_t> ServerTokenizer::probe_vocab_size() {
   if (!accepted(0)) return base::unsupported("POST /detokenize rejects token id 0; pass --random-vocab-size");
   constexpr int64_t kLimit = int64_t{1} << 24;
   if (accepted(kLimit - 1)) {
-    return base::unsupported("POST /detokenize accepts any token id, so the vocabulary size is unknown; "
-                             "pass --random-vocab-size or --tokenizer");
+    return base::unsupported(
+        "POST /detokenize accepts any token id, so the vocabulary size is unknown; "
+        "pass --random-vocab-size or --tokenizer");
   }
   int64_t lo = 0, hi = kLimit - 1;  // accepted(lo), !accepted(hi)
   while (hi - lo > 1) {

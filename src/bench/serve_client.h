@@ -19,10 +19,10 @@ namespace nibble::bench {
 enum class StreamApi { kCompletions, kChat };
 
 struct ClientConfig {
-  std::string base_url;                     // "http://127.0.0.1:8000" (an optional path prefix is kept)
+  std::string base_url;                      // "http://127.0.0.1:8000" (an optional path prefix is kept)
   std::string endpoint = "/v1/completions";  // appended to base_url
-  std::string api_key;                      // sent as "Authorization: Bearer <key>" when set
-  double timeout_s = 6 * 3600;              // per read and per connect, like vLLM's 6 h total
+  std::string api_key;                       // sent as "Authorization: Bearer <key>" when set
+  double timeout_s = 6 * 3600;               // per read and per connect, like vLLM's 6 h total
 };
 
 // "http://host:port/prefix" -> ("http://host:port", "/prefix").
@@ -85,8 +85,8 @@ double sum_prometheus_counter(const std::string& metrics_text, const std::string
 // The server does not say its vocabulary size; it is probed with /detokenize when not given.
 class ServerTokenizer final : public PromptTokenizer {
  public:
-  static base::Result<std::unique_ptr<ServerTokenizer>> create(const ClientConfig& config, const std::string& model,
-                                                               int64_t vocab_size);
+  static base::Result<std::unique_ptr<ServerTokenizer>> create(const ClientConfig& config,
+                                                               const std::string& model, int64_t vocab_size);
   base::Result<std::vector<int32_t>> encode(const std::string& text, bool add_special_tokens) override;
   base::Result<std::string> decode(const std::vector<int32_t>& ids) override;
   int64_t vocab_size() const override { return vocab_size_; }

@@ -76,13 +76,16 @@ std::unique_ptr<PromptTokenizer> make_function_tokenizer(TokenizerFunctions fns)
   return std::make_unique<FunctionTokenizer>(std::move(fns));
 }
 
-base::Result<std::vector<SampleRequest>> sample_random(PromptTokenizer& tokenizer, const RandomDatasetOptions& opts,
-                                                       int64_t num_requests, uint64_t seed, DatasetStats* stats) {
+base::Result<std::vector<SampleRequest>> sample_random(PromptTokenizer& tokenizer,
+                                                       const RandomDatasetOptions& opts, int64_t num_requests,
+                                                       uint64_t seed, DatasetStats* stats) {
   if (!(opts.range_ratio >= 0.0 && opts.range_ratio < 1.0)) {
-    return base::invalid_argument("--random-range-ratio must be in [0, 1), got " + std::to_string(opts.range_ratio));
+    return base::invalid_argument("--random-range-ratio must be in [0, 1), got " +
+                                  std::to_string(opts.range_ratio));
   }
   if (opts.input_len < 1 || opts.output_len < 1 || opts.prefix_len < 0) {
-    return base::invalid_argument("--random-input-len and --random-output-len must be >= 1, --random-prefix-len >= 0");
+    return base::invalid_argument(
+        "--random-input-len and --random-output-len must be >= 1, --random-prefix-len >= 0");
   }
   const int64_t vocab_size = tokenizer.vocab_size();
   if (vocab_size < 2) return base::invalid_argument("random dataset: tokenizer vocabulary size is unknown");
@@ -197,11 +200,13 @@ base::Result<std::vector<SampleRequest>> sample_sharegpt(PromptTokenizer& tokeni
     if (prompt_len > 1024 || prompt_len + output_len > 2048) continue;
     requests.push_back(SampleRequest{prompt, prompt_len, output_len});
   }
-  if (requests.empty()) return base::invalid_argument(path + ": no ShareGPT conversation passes the length filter");
+  if (requests.empty())
+    return base::invalid_argument(path + ": no ShareGPT conversation passes the length filter");
   // Oversample: duplicate random samples until there are enough.
   const size_t num_valid = requests.size();
   while (static_cast<int64_t>(requests.size()) < num_requests) {
-    requests.push_back(requests[static_cast<size_t>(uniform_int(rng, 0, static_cast<int64_t>(num_valid) - 1))]);
+    requests.push_back(
+        requests[static_cast<size_t>(uniform_int(rng, 0, static_cast<int64_t>(num_valid) - 1))]);
   }
   return requests;
 }
@@ -222,7 +227,8 @@ base::Result<std::vector<SampleRequest>> sample_jsonl(PromptTokenizer* tokenizer
     if (!obj.contains("prompt") || !obj["prompt"].is_string()) {
       return base::corrupt(where + ": needs a string field \"prompt\"");
     }
-    if (!obj.contains("output_len") || !obj["output_len"].is_number_integer() || obj["output_len"].get<int64_t>() < 1) {
+    if (!obj.contains("output_len") || !obj["output_len"].is_number_integer() ||
+        obj["output_len"].get<int64_t>() < 1) {
       return base::corrupt(where + ": needs an integer field \"output_len\" >= 1");
     }
     SampleRequest req;

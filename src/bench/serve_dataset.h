@@ -45,7 +45,8 @@ struct TokenizerFunctions {
 std::unique_ptr<PromptTokenizer> make_function_tokenizer(TokenizerFunctions fns);
 
 // Opens the local tokenizer in a directory (tokenizer.json etc.). Wired by the CLI.
-using LocalTokenizerLoader = std::function<base::Result<std::unique_ptr<PromptTokenizer>>(const std::string& dir)>;
+using LocalTokenizerLoader =
+    std::function<base::Result<std::unique_ptr<PromptTokenizer>>(const std::string& dir)>;
 
 // One benchmark request.
 struct SampleRequest {
@@ -68,9 +69,9 @@ struct DatasetStats {
 
 // vLLM's RandomDataset: per request, prefix + allowed_ids[(offset + index + arange(L)) % n],
 // then decode -> re-encode, truncating or padding with random ids up to 10 times.
-base::Result<std::vector<SampleRequest>> sample_random(PromptTokenizer& tokenizer, const RandomDatasetOptions& opts,
-                                                       int64_t num_requests, uint64_t seed,
-                                                       DatasetStats* stats = nullptr);
+base::Result<std::vector<SampleRequest>> sample_random(PromptTokenizer& tokenizer,
+                                                       const RandomDatasetOptions& opts, int64_t num_requests,
+                                                       uint64_t seed, DatasetStats* stats = nullptr);
 
 // vLLM's ShareGPT sampling: entries with >= 2 turns, shuffled with the seed; prompt = turn 0,
 // output length = token count of turn 1 (or fixed_output_len if > 0); keeps prompt_len >= 4,

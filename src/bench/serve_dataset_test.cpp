@@ -58,7 +58,9 @@ std::unique_ptr<PromptTokenizer> toy_tokenizer(int drop_multiples_of = 0) {
   return make_function_tokenizer(std::move(fns));
 }
 
-int64_t count_tokens(PromptTokenizer& tok, const std::string& text) { return static_cast<int64_t>(tok.encode(text, false)->size()); }
+int64_t count_tokens(PromptTokenizer& tok, const std::string& text) {
+  return static_cast<int64_t>(tok.encode(text, false)->size());
+}
 
 TEST(RandomDataset, ExactLengthsSpecialsSubtracted) {
   auto tok = toy_tokenizer();
@@ -152,13 +154,21 @@ TEST(ShareGptDataset, FiltersAsVllm) {
     return s;
   };
   std::ofstream(path) << R"([
-    {"id": "one-turn", "conversations": [{"from": "human", "value": ")" << words(10) << R"("}]},
-    {"id": "short-prompt", "conversations": [{"from": "human", "value": ")" << words(2) << R"("}, {"from": "gpt", "value": ")" << words(10) << R"("}]},
-    {"id": "short-output", "conversations": [{"from": "human", "value": ")" << words(10) << R"("}, {"from": "gpt", "value": ")" << words(1) << R"("}]},
-    {"id": "long-prompt", "conversations": [{"from": "human", "value": ")" << words(1030) << R"("}, {"from": "gpt", "value": ")" << words(10) << R"("}]},
-    {"id": "long-total", "conversations": [{"from": "human", "value": ")" << words(1000) << R"("}, {"from": "gpt", "value": ")" << words(1100) << R"("}]},
-    {"id": "ok-a", "conversations": [{"from": "human", "value": ")" << words(20) << R"("}, {"from": "gpt", "value": ")" << words(30) << R"("}]},
-    {"id": "ok-b", "conversations": [{"from": "human", "value": ")" << words(5) << R"("}, {"from": "gpt", "value": ")" << words(8) << R"("}, {"from": "human", "value": "t1"}]}
+    {"id": "one-turn", "conversations": [{"from": "human", "value": ")"
+                      << words(10) << R"("}]},
+    {"id": "short-prompt", "conversations": [{"from": "human", "value": ")"
+                      << words(2) << R"("}, {"from": "gpt", "value": ")" << words(10) << R"("}]},
+    {"id": "short-output", "conversations": [{"from": "human", "value": ")"
+                      << words(10) << R"("}, {"from": "gpt", "value": ")" << words(1) << R"("}]},
+    {"id": "long-prompt", "conversations": [{"from": "human", "value": ")"
+                      << words(1030) << R"("}, {"from": "gpt", "value": ")" << words(10) << R"("}]},
+    {"id": "long-total", "conversations": [{"from": "human", "value": ")"
+                      << words(1000) << R"("}, {"from": "gpt", "value": ")" << words(1100) << R"("}]},
+    {"id": "ok-a", "conversations": [{"from": "human", "value": ")"
+                      << words(20) << R"("}, {"from": "gpt", "value": ")" << words(30) << R"("}]},
+    {"id": "ok-b", "conversations": [{"from": "human", "value": ")"
+                      << words(5) << R"("}, {"from": "gpt", "value": ")" << words(8)
+                      << R"("}, {"from": "human", "value": "t1"}]}
   ])";
   auto tok = toy_tokenizer();
   auto reqs = sample_sharegpt(*tok, path, 2, 0, 0);
@@ -182,14 +192,15 @@ TEST(ShareGptDataset, FiltersAsVllm) {
 
 TEST(JsonlDataset, ReadsAndValidates) {
   const std::string path = temp_path("prompts.jsonl");
-  std::ofstream(path) << "{\"prompt\": \"t1 t2 t3\", \"output_len\": 4}\n\n{\"prompt\": \"t9\", \"output_len\": 2, \"prompt_len\": 77}\n";
+  std::ofstream(path) << "{\"prompt\": \"t1 t2 t3\", \"output_len\": 4}\n\n{\"prompt\": \"t9\", "
+                         "\"output_len\": 2, \"prompt_len\": 77}\n";
   auto tok = toy_tokenizer();
   auto reqs = sample_jsonl(tok.get(), path, 3).value();
   ASSERT_EQ(reqs.size(), 3u);
   EXPECT_EQ(reqs[0].prompt_len, 4);  // with BOS
   EXPECT_EQ(reqs[0].expected_output_len, 4);
   EXPECT_EQ(reqs[1].prompt_len, 2);
-  EXPECT_EQ(reqs[2].prompt, "t1 t2 t3");  // cycles
+  EXPECT_EQ(reqs[2].prompt, "t1 t2 t3");                                // cycles
   EXPECT_EQ(sample_jsonl(nullptr, path, 2).value()[1].prompt_len, 77);  // no tokenizer: the file's count
   std::ofstream(path) << "{\"prompt\": 5, \"output_len\": 4}\n";
   auto bad = sample_jsonl(nullptr, path, 1);

@@ -9,7 +9,8 @@ namespace nibble::bench {
 
 namespace {
 
-constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 constexpr double kPanelWidth = 380, kPanelHeight = 330, kMarginLeft = 70, kMarginTop = 70;
 constexpr double kPlotWidth = 290, kPlotHeight = 230;  // inside one panel
 
@@ -17,11 +18,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -116,12 +126,13 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
 
   std::string svg;
   svg += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width, 0) + "\" height=\"" + num(height, 0) +
-         "\" viewBox=\"0 0 " + num(width, 0) + " " + num(height, 0) +
+  svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width, 0) + "\" height=\"" +
+         num(height, 0) + "\" viewBox=\"0 0 " + num(width, 0) + " " + num(height, 0) +
          "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  svg += "<text x=\"" + num(width / 2) + "\" y=\"28\" font-size=\"18\" font-weight=\"bold\" text-anchor=\"middle\">" +
-         xml_escape(title) + "</text>\n";
+  svg += "<text x=\"" + num(width / 2) +
+         "\" y=\"28\" font-size=\"18\" font-weight=\"bold\" text-anchor=\"middle\">" + xml_escape(title) +
+         "</text>\n";
 
   for (size_t pi = 0; pi < 3; ++pi) {
     const Panel& panel = panels[pi];
@@ -140,14 +151,14 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
     // Grid and y ticks.
     for (double v = 0; v <= y_top + step * 1e-9; v += step) {
       const double y = y_pos(v);
-      svg += "<line x1=\"" + num(ox) + "\" y1=\"" + num(y) + "\" x2=\"" + num(ox + kPlotWidth) + "\" y2=\"" + num(y) +
-             "\" stroke=\"#e0e0e0\" stroke-width=\"1\"/>\n";
-      svg += "<text x=\"" + num(ox - 6) + "\" y=\"" + num(y + 4) + "\" font-size=\"11\" text-anchor=\"end\">" +
-             value_label(v) + "</text>\n";
+      svg += "<line x1=\"" + num(ox) + "\" y1=\"" + num(y) + "\" x2=\"" + num(ox + kPlotWidth) + "\" y2=\"" +
+             num(y) + "\" stroke=\"#e0e0e0\" stroke-width=\"1\"/>\n";
+      svg += "<text x=\"" + num(ox - 6) + "\" y=\"" + num(y + 4) +
+             "\" font-size=\"11\" text-anchor=\"end\">" + value_label(v) + "</text>\n";
     }
     // Axes.
-    svg += "<line x1=\"" + num(ox) + "\" y1=\"" + num(oy) + "\" x2=\"" + num(ox) + "\" y2=\"" + num(oy + kPlotHeight) +
-           "\" stroke=\"black\" stroke-width=\"1.2\"/>\n";
+    svg += "<line x1=\"" + num(ox) + "\" y1=\"" + num(oy) + "\" x2=\"" + num(ox) + "\" y2=\"" +
+           num(oy + kPlotHeight) + "\" stroke=\"black\" stroke-width=\"1.2\"/>\n";
     svg += "<line x1=\"" + num(ox) + "\" y1=\"" + num(oy + kPlotHeight) + "\" x2=\"" + num(ox + kPlotWidth) +
            "\" y2=\"" + num(oy + kPlotHeight) + "\" stroke=\"black\" stroke-width=\"1.2\"/>\n";
     for (double c : xs) {
@@ -168,9 +179,11 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
       if (pts.size() > 1) {
         std::string path;
         for (const SweepPoint& p : pts) {
-          path += (path.empty() ? "" : " ") + num(ox + x_pos(p.concurrency)) + "," + num(y_pos(p.*panel.field));
+          path +=
+              (path.empty() ? "" : " ") + num(ox + x_pos(p.concurrency)) + "," + num(y_pos(p.*panel.field));
         }
-        svg += "<polyline points=\"" + path + "\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"2.2\"/>\n";
+        svg += "<polyline points=\"" + path + "\" fill=\"none\" stroke=\"" + color +
+               "\" stroke-width=\"2.2\"/>\n";
       }
       for (const SweepPoint& p : pts) {
         const double value = p.*panel.field;
@@ -181,7 +194,8 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
           constexpr double kBarWidth = 26;
           x += (static_cast<double>(si) - static_cast<double>(series.size() - 1) / 2) * (kBarWidth + 4);
           svg += "<rect x=\"" + num(x - kBarWidth / 2) + "\" y=\"" + num(y) + "\" width=\"" + num(kBarWidth) +
-                 "\" height=\"" + num(oy + kPlotHeight - y) + "\" fill=\"" + color + "\" fill-opacity=\"0.85\"/>\n";
+                 "\" height=\"" + num(oy + kPlotHeight - y) + "\" fill=\"" + color +
+                 "\" fill-opacity=\"0.85\"/>\n";
         } else {
           svg += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"4\" fill=\"" + color + "\"/>\n";
         }
@@ -194,8 +208,9 @@ std::string render_sweep_svg(const std::vector<SweepSeries>& series, const std::
               if (q.concurrency == p.concurrency && q.*panel.field > value) above = false;
             }
           }
-          svg += "<text x=\"" + num(x) + "\" y=\"" + num(y + (above ? -9 : 16)) + "\" font-size=\"10\" fill=\"" +
-                 color + "\" text-anchor=\"middle\">" + value_label(value) + "</text>\n";
+          svg += "<text x=\"" + num(x) + "\" y=\"" + num(y + (above ? -9 : 16)) +
+                 "\" font-size=\"10\" fill=\"" + color + "\" text-anchor=\"middle\">" + value_label(value) +
+                 "</text>\n";
         }
       }
     }

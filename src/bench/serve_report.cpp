@@ -8,7 +8,9 @@ namespace nibble::bench {
 
 namespace {
 
-bool is_inf_rate(double rate) { return !(rate > 0) || std::isinf(rate); }
+bool is_inf_rate(double rate) {
+  return !(rate > 0) || std::isinf(rate);
+}
 
 std::string pad_right(std::string s, size_t width) {
   if (s.size() < width) s.resize(width, ' ');
@@ -120,7 +122,8 @@ std::string format_summary(const BenchmarkMetrics& m, double duration_s, const R
   return s;
 }
 
-nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& run, const ReportContext& ctx, bool detailed) {
+nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& run, const ReportContext& ctx,
+                                   bool detailed) {
   nlohmann::ordered_json j;
   j["date"] = ctx.date;
   j["endpoint_type"] = ctx.backend;
@@ -135,7 +138,8 @@ nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& r
     j["request_rate"] = ctx.request_rate;
   }
   j["burstiness"] = ctx.burstiness;
-  j["max_concurrency"] = ctx.max_concurrency > 0 ? nlohmann::ordered_json(ctx.max_concurrency) : nlohmann::ordered_json();
+  j["max_concurrency"] =
+      ctx.max_concurrency > 0 ? nlohmann::ordered_json(ctx.max_concurrency) : nlohmann::ordered_json();
   j["duration"] = run.duration_s;
   j["completed"] = m.completed;
   j["failed"] = m.failed;
@@ -173,7 +177,8 @@ nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& r
     j["mean_" + key + "_ms"] = sec.stats->mean_ms;
     j["median_" + key + "_ms"] = sec.stats->median_ms;
     j["std_" + key + "_ms"] = sec.stats->std_ms;
-    for (const auto& [p, value] : sec.stats->percentiles_ms) j["p" + percentile_word(p) + "_" + key + "_ms"] = value;
+    for (const auto& [p, value] : sec.stats->percentiles_ms)
+      j["p" + percentile_word(p) + "_" + key + "_ms"] = value;
   }
   return j;
 }
@@ -187,14 +192,15 @@ nlohmann::ordered_json sweep_row(const nlohmann::ordered_json& result) {
 }
 
 std::string default_result_filename(const ReportContext& ctx) {
-  std::string name = (ctx.label.empty() ? ctx.backend : ctx.label) + "-" + rate_word(ctx.request_rate) + "qps";
+  std::string name =
+      (ctx.label.empty() ? ctx.backend : ctx.label) + "-" + rate_word(ctx.request_rate) + "qps";
   if (ctx.max_concurrency > 0) name += "-concurrency" + std::to_string(ctx.max_concurrency);
   return name + "-" + model_basename(ctx.model_id) + "-" + ctx.date + ".json";
 }
 
 std::string default_sweep_filename(const ReportContext& ctx) {
-  return "sweep-" + (ctx.label.empty() ? ctx.backend : ctx.label) + "-" + rate_word(ctx.request_rate) + "qps-" +
-         model_basename(ctx.model_id) + "-" + ctx.date + ".json";
+  return "sweep-" + (ctx.label.empty() ? ctx.backend : ctx.label) + "-" + rate_word(ctx.request_rate) +
+         "qps-" + model_basename(ctx.model_id) + "-" + ctx.date + ".json";
 }
 
 std::string date_stamp() {

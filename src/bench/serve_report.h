@@ -19,13 +19,13 @@ struct ReportContext {
   std::string model_id;
   std::string tokenizer_id;
   int64_t num_prompts = 0;
-  double request_rate = 0;     // <= 0 or inf: printed/saved as "inf"
+  double request_rate = 0;  // <= 0 or inf: printed/saved as "inf"
   double burstiness = 1.0;
-  int64_t max_concurrency = 0; // 0: none (null in JSON, line not printed)
+  int64_t max_concurrency = 0;  // 0: none (null in JSON, line not printed)
   std::vector<std::string> percentile_metrics = {"ttft", "tpot", "itl"};
   std::vector<double> percentiles = {99};
-  bool goodput = false;        // --goodput given
-  std::string date;            // %Y%m%d-%H%M%S
+  bool goodput = false;  // --goodput given
+  std::string date;      // %Y%m%d-%H%M%S
 };
 
 // "99" for 99, "99.9" for 99.9 (vLLM's P-label and JSON key spelling).
@@ -36,7 +36,8 @@ std::string format_summary(const BenchmarkMetrics& m, double duration_s, const R
 
 // vLLM's result JSON. With `detailed`, the per-request arrays (input_lens, output_lens, ttfts,
 // itls, start_times, generated_texts, errors) are kept.
-nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& run, const ReportContext& ctx, bool detailed);
+nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& run, const ReportContext& ctx,
+                                   bool detailed);
 
 // One sweep row: the scalar fields of a result JSON (no per-request arrays).
 nlohmann::ordered_json sweep_row(const nlohmann::ordered_json& result);

@@ -105,12 +105,36 @@ TEST(ResultJson, VllmKeys) {
   EXPECT_TRUE(j["max_concurrency"].is_null());
   EXPECT_TRUE(j["request_goodput"].is_null());
   EXPECT_EQ(j["label"], "openai");
-  for (const char* key : {"date", "endpoint_type", "backend", "model_id", "tokenizer_id", "num_prompts", "burstiness",
-                          "duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
-                          "request_throughput", "output_throughput", "total_token_throughput",
-                          "max_output_tokens_per_s", "max_concurrent_requests", "rtfx", "latencies", "queue_times",
-                          "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p50_ttft_ms", "p99.9_ttft_ms",
-                          "mean_tpot_ms", "p99.9_tpot_ms", "mean_itl_ms", "p99.9_itl_ms", "mean_e2el_ms",
+  for (const char* key : {"date",
+                          "endpoint_type",
+                          "backend",
+                          "model_id",
+                          "tokenizer_id",
+                          "num_prompts",
+                          "burstiness",
+                          "duration",
+                          "completed",
+                          "failed",
+                          "total_input_tokens",
+                          "total_output_tokens",
+                          "request_throughput",
+                          "output_throughput",
+                          "total_token_throughput",
+                          "max_output_tokens_per_s",
+                          "max_concurrent_requests",
+                          "rtfx",
+                          "latencies",
+                          "queue_times",
+                          "mean_ttft_ms",
+                          "median_ttft_ms",
+                          "std_ttft_ms",
+                          "p50_ttft_ms",
+                          "p99.9_ttft_ms",
+                          "mean_tpot_ms",
+                          "p99.9_tpot_ms",
+                          "mean_itl_ms",
+                          "p99.9_itl_ms",
+                          "mean_e2el_ms",
                           "p99.9_e2el_ms"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
@@ -172,7 +196,8 @@ TEST(Plot, SvgHasPanelsSeriesAndLegend) {
   EXPECT_NE(svg.find("Qwen3 &lt;0.6B&gt;"), std::string::npos);
   EXPECT_NE(svg.find("nvfp4 &amp; co"), std::string::npos);
   size_t polylines = 0;
-  for (size_t pos = svg.find("<polyline"); pos != std::string::npos; pos = svg.find("<polyline", pos + 1)) ++polylines;
+  for (size_t pos = svg.find("<polyline"); pos != std::string::npos; pos = svg.find("<polyline", pos + 1))
+    ++polylines;
   EXPECT_EQ(polylines, 6u);  // 2 series x 3 panels
   // One point: bars, no lines.
   const std::string one = render_sweep_svg({{"x", {{4, 100, 20, 50}}}}, "t");
@@ -181,13 +206,15 @@ TEST(Plot, SvgHasPanelsSeriesAndLegend) {
 }
 
 TEST(Plot, SeriesFromJson) {
-  nlohmann::json sweep = {{"rows", {{{"max_concurrency", 4}, {"output_throughput", 10.0}, {"median_tpot_ms", 5.0}},
-                                    {{"max_concurrency", 2}, {"output_throughput", 6.0}, {"median_tpot_ms", 4.0}}}}};
+  nlohmann::json sweep = {{"rows",
+                           {{{"max_concurrency", 4}, {"output_throughput", 10.0}, {"median_tpot_ms", 5.0}},
+                            {{"max_concurrency", 2}, {"output_throughput", 6.0}, {"median_tpot_ms", 4.0}}}}};
   auto s = series_from_json(sweep, "a").value();
   ASSERT_EQ(s.points.size(), 2u);
   EXPECT_EQ(s.points[0].concurrency, 2);  // sorted
   EXPECT_EQ(s.points[1].output_throughput, 10.0);
-  nlohmann::json single = {{"max_concurrency", nullptr}, {"max_concurrent_requests", 7}, {"output_throughput", 1.0}};
+  nlohmann::json single = {
+      {"max_concurrency", nullptr}, {"max_concurrent_requests", 7}, {"output_throughput", 1.0}};
   EXPECT_EQ(series_from_json(single, "b").value().points[0].concurrency, 7);
   EXPECT_FALSE(series_from_json(nlohmann::json::array(), "c").ok());
   EXPECT_FALSE(series_from_json(nlohmann::json{{"rows", {{{"x", 1}}}}}, "d").ok());

@@ -26,7 +26,9 @@ Clock::duration to_duration(double seconds) {
 class Progress {
  public:
   Progress(std::FILE* out, int64_t total, bool enabled)
-      : out_(out), total_(total), enabled_(enabled && out != nullptr && total > 0),
+      : out_(out),
+        total_(total),
+        enabled_(enabled && out != nullptr && total > 0),
         tty_(enabled_ && isatty(fileno(out)) == 1) {}
 
   void run(const std::atomic<int64_t>& done, const std::atomic<int64_t>& failed, Clock::time_point start) {
@@ -85,7 +87,8 @@ class Progress {
 
 }  // namespace
 
-std::vector<double> arrival_offsets(int64_t num_requests, double request_rate, double burstiness, uint64_t seed) {
+std::vector<double> arrival_offsets(int64_t num_requests, double request_rate, double burstiness,
+                                    uint64_t seed) {
   std::vector<double> offsets(static_cast<size_t>(std::max<int64_t>(num_requests, 0)), 0.0);
   if (num_requests <= 0 || !(request_rate > 0) || std::isinf(request_rate)) return offsets;
   const double shape = burstiness > 0 ? burstiness : 1.0;
@@ -109,7 +112,8 @@ RunResult run_requests(const RunOptions& opts, const std::vector<SampleRequest>&
   const auto num_requests = static_cast<int64_t>(requests.size());
   result.outputs.resize(requests.size());
   if (num_requests == 0) return result;
-  const std::vector<double> offsets = arrival_offsets(num_requests, opts.request_rate, opts.burstiness, opts.seed);
+  const std::vector<double> offsets =
+      arrival_offsets(num_requests, opts.request_rate, opts.burstiness, opts.seed);
   const int64_t limit = opts.max_concurrency > 0 ? opts.max_concurrency : kMaxWorkerThreads;
   const int64_t num_workers = std::min(num_requests, limit);
 

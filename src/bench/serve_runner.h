@@ -23,24 +23,25 @@ struct RunOptions {
   StreamApi api = StreamApi::kCompletions;
   std::string model;
   bool ignore_eos = false;
-  double request_rate = 0;   // requests/s; <= 0 or inf: all at t = 0
-  double burstiness = 1.0;   // gamma shape; 1 = Poisson
+  double request_rate = 0;      // requests/s; <= 0 or inf: all at t = 0
+  double burstiness = 1.0;      // gamma shape; 1 = Poisson
   int64_t max_concurrency = 0;  // 0 = unlimited (bounded by kMaxWorkerThreads)
   uint64_t seed = 0;
-  bool progress = true;         // live progress on stderr (a bar on a tty, periodic lines otherwise)
+  bool progress = true;  // live progress on stderr (a bar on a tty, periodic lines otherwise)
   std::FILE* progress_out = stderr;
 };
 
 struct RunResult {
-  std::vector<RequestOutput> outputs;  // same order as the requests
-  double duration_s = 0;               // first scheduling to last completion
+  std::vector<RequestOutput> outputs;           // same order as the requests
+  double duration_s = 0;                        // first scheduling to last completion
   std::chrono::steady_clock::time_point start;  // origin of every start_time_s
 };
 
 // Arrival offsets in seconds for n requests: zeros for an infinite rate, else cumulative
 // Gamma(shape = burstiness, scale = 1 / (rate * burstiness)) gaps rescaled so the last arrival
 // is at n / rate.
-std::vector<double> arrival_offsets(int64_t num_requests, double request_rate, double burstiness, uint64_t seed);
+std::vector<double> arrival_offsets(int64_t num_requests, double request_rate, double burstiness,
+                                    uint64_t seed);
 
 // Runs the requests (warm-ups are the caller's: call run_requests on them and drop the result).
 RunResult run_requests(const RunOptions& opts, const std::vector<SampleRequest>& requests);

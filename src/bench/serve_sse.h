@@ -31,7 +31,7 @@ class StreamAccumulator {
 
   // Handles one complete SSE message that arrived at time now_s (same clock as start_time_s).
   void on_message(std::string_view message, double now_s);
-  bool done() const { return done_; }          // "[DONE]" seen
+  bool done() const { return done_; }  // "[DONE]" seen
   bool has_error() const { return !error_.empty(); }
 
   // Fills success, error, ttft, itl, latency, text and the usage counts of `out`.

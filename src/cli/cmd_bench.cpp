@@ -109,7 +109,8 @@ Result<std::vector<std::string>> parse_metric_names(const std::string& s) {
   std::vector<std::string> names = split_commas(s);
   for (const std::string& n : names) {
     if (n != "ttft" && n != "tpot" && n != "itl" && n != "e2el") {
-      return base::invalid_argument("--percentile-metrics: unknown metric '" + n + "' (use ttft,tpot,itl,e2el)");
+      return base::invalid_argument("--percentile-metrics: unknown metric '" + n +
+                                    "' (use ttft,tpot,itl,e2el)");
     }
   }
   return names;
@@ -127,13 +128,16 @@ Status ensure_dir(const std::string& dir) {
   return base::ok_status();
 }
 
-Result<std::vector<bench::SampleRequest>> build_dataset(const ServeFlags& f, bench::PromptTokenizer* tokenizer,
+Result<std::vector<bench::SampleRequest>> build_dataset(const ServeFlags& f,
+                                                        bench::PromptTokenizer* tokenizer,
                                                         int64_t num_requests, uint64_t seed) {
   if (f.dataset == "random") {
-    if (!f.dataset_path.empty()) return base::invalid_argument("--dataset-path is not used with --dataset random");
+    if (!f.dataset_path.empty())
+      return base::invalid_argument("--dataset-path is not used with --dataset random");
     if (tokenizer == nullptr) {
-      return base::invalid_argument("--dataset random needs a tokenizer: pass --tokenizer DIR or use a server "
-                                    "with /tokenize and /detokenize");
+      return base::invalid_argument(
+          "--dataset random needs a tokenizer: pass --tokenizer DIR or use a server "
+          "with /tokenize and /detokenize");
     }
     bench::RandomDatasetOptions opts;
     opts.input_len = f.random_input_len;
@@ -141,21 +145,28 @@ Result<std::vector<bench::SampleRequest>> build_dataset(const ServeFlags& f, ben
     opts.range_ratio = f.random_range_ratio;
     opts.prefix_len = f.random_prefix_len;
     bench::DatasetStats stats;
-    NIBBLE_ASSIGN_OR_RETURN(auto requests, bench::sample_random(*tokenizer, opts, num_requests, seed, &stats));
+    NIBBLE_ASSIGN_OR_RETURN(auto requests,
+                            bench::sample_random(*tokenizer, opts, num_requests, seed, &stats));
     if (stats.num_mismatched > 0) {
-      std::fprintf(stderr, "warning: %lld of %lld random prompts do not re-encode to their target length "
-                   "(total mismatch %lld tokens)\n", static_cast<long long>(stats.num_mismatched),
-                   static_cast<long long>(num_requests), static_cast<long long>(stats.token_mismatch));
+      std::fprintf(stderr,
+                   "warning: %lld of %lld random prompts do not re-encode to their target length "
+                   "(total mismatch %lld tokens)\n",
+                   static_cast<long long>(stats.num_mismatched), static_cast<long long>(num_requests),
+                   static_cast<long long>(stats.token_mismatch));
     }
     return requests;
   }
-  if (f.dataset_path.empty()) return base::invalid_argument("--dataset " + f.dataset + " needs --dataset-path");
+  if (f.dataset_path.empty())
+    return base::invalid_argument("--dataset " + f.dataset + " needs --dataset-path");
   if (f.dataset == "sharegpt") {
-    if (tokenizer == nullptr) return base::invalid_argument("--dataset sharegpt needs a tokenizer (--tokenizer DIR or server /tokenize)");
+    if (tokenizer == nullptr)
+      return base::invalid_argument(
+          "--dataset sharegpt needs a tokenizer (--tokenizer DIR or server /tokenize)");
     return bench::sample_sharegpt(*tokenizer, f.dataset_path, num_requests, seed, f.sharegpt_output_len);
   }
   if (f.dataset == "jsonl") return bench::sample_jsonl(tokenizer, f.dataset_path, num_requests);
-  return base::invalid_argument("--dataset: unknown dataset '" + f.dataset + "' (use random, sharegpt or jsonl)");
+  return base::invalid_argument("--dataset: unknown dataset '" + f.dataset +
+                                "' (use random, sharegpt or jsonl)");
 }
 
 int run_serve(const ServeFlags& f) {
@@ -218,10 +229,12 @@ int run_serve(const ServeFlags& f) {
   // may be served from cache and inflate throughput.
   auto hits_before = bench::prefix_cache_hits(control);
   if (hits_before.ok() && *hits_before > 0) {
-    std::fprintf(stderr, "warning: the server already reports %.0f prefix-cache hits; a re-run with the same "
-                 "--seed (%llu) re-sends prompts it may still have cached, which inflates throughput. Use a new "
-                 "--seed or restart the server for cold-cache numbers.\n",
-                 *hits_before, static_cast<unsigned long long>(f.seed));
+    std::fprintf(
+        stderr,
+        "warning: the server already reports %.0f prefix-cache hits; a re-run with the same "
+        "--seed (%llu) re-sends prompts it may still have cached, which inflates throughput. Use a new "
+        "--seed or restart the server for cold-cache numbers.\n",
+        *hits_before, static_cast<unsigned long long>(f.seed));
   }
 
   if (f.save_result || f.save_detailed) {
@@ -237,7 +250,8 @@ int run_serve(const ServeFlags& f) {
     // prefix cache the previous point warmed.
     const uint64_t seed = f.dataset == "random" ? f.seed + point : f.seed;
     if (sweep && f.dataset == "random" && point > 0) {
-      std::fprintf(stderr, "note: concurrency %lld uses prompts from seed %llu (fresh prompts per sweep point)\n",
+      std::fprintf(stderr,
+                   "note: concurrency %lld uses prompts from seed %llu (fresh prompts per sweep point)\n",
                    static_cast<long long>(concurrency), static_cast<unsigned long long>(seed));
     }
     auto requests_or = build_dataset(f, tokenizer.get(), f.num_prompts, seed);
@@ -271,7 +285,8 @@ int run_serve(const ServeFlags& f) {
       const bench::RunResult warm = bench::run_requests(warm_opts, warmups);
       int64_t warm_failed = 0;
       for (const auto& o : warm.outputs) warm_failed += o.success ? 0 : 1;
-      if (warm_failed > 0) std::fprintf(stderr, "warning: %lld warm-up requests failed\n", static_cast<long long>(warm_failed));
+      if (warm_failed > 0)
+        std::fprintf(stderr, "warning: %lld warm-up requests failed\n", static_cast<long long>(warm_failed));
     }
 
     std::fprintf(stderr, "benchmarking %s at %s, %lld prompts, max concurrency %s, request rate %s\n",
@@ -282,7 +297,8 @@ int run_serve(const ServeFlags& f) {
     const int64_t num_retokenized = bench::resolve_output_lens(&run.outputs, tokenizer.get());
     if (num_retokenized > 0) {
       std::fprintf(stderr, "note: %lld responses had no usage; their output lengths were counted by %s\n",
-                   static_cast<long long>(num_retokenized), tokenizer ? "re-tokenizing the text" : "chunks as 1 token");
+                   static_cast<long long>(num_retokenized),
+                   tokenizer ? "re-tokenizing the text" : "chunks as 1 token");
     }
     const bench::BenchmarkMetrics metrics =
         bench::compute_metrics(run.outputs, run.duration_s, *percentiles_or, *slo_or);
@@ -306,12 +322,14 @@ int run_serve(const ServeFlags& f) {
     std::fflush(stdout);
     if (metrics.failed > 0) {
       std::fprintf(stderr, "%lld requests failed:\n", static_cast<long long>(metrics.failed));
-      for (const std::string& line : bench::summarize_errors(run.outputs, 5)) std::fprintf(stderr, "  %s\n", line.c_str());
+      for (const std::string& line : bench::summarize_errors(run.outputs, 5))
+        std::fprintf(stderr, "  %s\n", line.c_str());
     }
     const nlohmann::ordered_json result = bench::result_json(metrics, run, ctx, f.save_detailed);
     if (f.save_result || f.save_detailed) {
       std::string name = f.result_filename.empty() ? bench::default_result_filename(ctx) : f.result_filename;
-      if (!f.result_filename.empty() && sweep) name = "concurrency" + std::to_string(concurrency) + "-" + name;
+      if (!f.result_filename.empty() && sweep)
+        name = "concurrency" + std::to_string(concurrency) + "-" + name;
       const std::string path = base::join_path(f.result_dir, name);
       const Status st = write_json(path, result);
       if (!st.ok()) return fail(st);
@@ -323,7 +341,8 @@ int run_serve(const ServeFlags& f) {
   auto hits_after = bench::prefix_cache_hits(control);
   if (hits_before.ok() && hits_after.ok() && *hits_after > *hits_before) {
     std::fprintf(stderr, "note: the server counted %.0f prefix-cache hits during this run%s\n",
-                 *hits_after - *hits_before, f.random_prefix_len > 0 ? " (expected with --random-prefix-len)" : "");
+                 *hits_after - *hits_before,
+                 f.random_prefix_len > 0 ? " (expected with --random-prefix-len)" : "");
   }
 
   bench::ReportContext sweep_ctx;
@@ -348,9 +367,10 @@ int run_serve(const ServeFlags& f) {
                 "median TPOT", "median TTFT", "failed");
     for (const auto& row : rows) {
       std::printf("%-16lld %12.2f %12.2f %12.2f %12.2f %12lld\n",
-                  static_cast<long long>(row["max_concurrency"].get<int64_t>()), row["output_throughput"].get<double>(),
-                  row["total_token_throughput"].get<double>(), row.value("median_tpot_ms", 0.0),
-                  row.value("median_ttft_ms", 0.0), static_cast<long long>(row["failed"].get<int64_t>()));
+                  static_cast<long long>(row["max_concurrency"].get<int64_t>()),
+                  row["output_throughput"].get<double>(), row["total_token_throughput"].get<double>(),
+                  row.value("median_tpot_ms", 0.0), row.value("median_ttft_ms", 0.0),
+                  static_cast<long long>(row["failed"].get<int64_t>()));
     }
   }
   if (!f.plot.empty()) {
@@ -398,50 +418,68 @@ int run_plot(const PlotFlags& f) {
 }  // namespace
 
 void add_bench(CLI::App& app, CommandFn* run) {
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks: `bench serve` measures an OpenAI-compatible server");
+  CLI::App* bench =
+      app.add_subcommand("bench", "Benchmarks: `bench serve` measures an OpenAI-compatible server");
   bench->require_subcommand(1);
 
   auto f = std::make_shared<ServeFlags>();
-  CLI::App* serve = bench->add_subcommand("serve", "Serving benchmark with vLLM's metrics (TTFT, TPOT, ITL, E2EL)");
+  CLI::App* serve =
+      bench->add_subcommand("serve", "Serving benchmark with vLLM's metrics (TTFT, TPOT, ITL, E2EL)");
   serve->add_option("--base-url", f->base_url, "Server URL, e.g. http://127.0.0.1:8000")->required();
-  serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
+  serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")
+      ->capture_default_str();
   serve->add_option("--model", f->model, "Model name to send (default: first of GET /v1/models)");
   serve->add_option("--dataset", f->dataset, "random, sharegpt or jsonl")->capture_default_str();
   serve->add_option("--dataset-path", f->dataset_path, "ShareGPT JSON or JSON-lines file");
-  serve->add_option("--random-input-len", f->random_input_len, "Input tokens per random prompt")->capture_default_str();
-  serve->add_option("--random-output-len", f->random_output_len, "Output tokens per random request")->capture_default_str();
-  serve->add_option("--random-range-ratio", f->random_range_ratio, "Length spread r: uniform in [L(1-r), L(1+r)]")
+  serve->add_option("--random-input-len", f->random_input_len, "Input tokens per random prompt")
       ->capture_default_str();
-  serve->add_option("--random-prefix-len", f->random_prefix_len, "Shared random prefix tokens")->capture_default_str();
+  serve->add_option("--random-output-len", f->random_output_len, "Output tokens per random request")
+      ->capture_default_str();
+  serve
+      ->add_option("--random-range-ratio", f->random_range_ratio,
+                   "Length spread r: uniform in [L(1-r), L(1+r)]")
+      ->capture_default_str();
+  serve->add_option("--random-prefix-len", f->random_prefix_len, "Shared random prefix tokens")
+      ->capture_default_str();
   serve->add_option("--random-vocab-size", f->random_vocab_size,
                     "Token ids to draw from with the server tokenizer (default: probed via /detokenize)");
-  serve->add_option("--sharegpt-output-len", f->sharegpt_output_len, "Fixed output length for ShareGPT requests");
+  serve->add_option("--sharegpt-output-len", f->sharegpt_output_len,
+                    "Fixed output length for ShareGPT requests");
   serve->add_option("--num-prompts", f->num_prompts, "Number of requests")->capture_default_str();
-  serve->add_option("--max-concurrency", f->max_concurrency, "Concurrency limit(s); several values run a sweep, e.g. 2,4,8");
-  serve->add_option("--request-rate", f->request_rate, "Requests per second (inf: all at once)")->capture_default_str();
-  serve->add_option("--burstiness", f->burstiness, "Gamma shape of arrivals (1 = Poisson)")->capture_default_str();
+  serve->add_option("--max-concurrency", f->max_concurrency,
+                    "Concurrency limit(s); several values run a sweep, e.g. 2,4,8");
+  serve->add_option("--request-rate", f->request_rate, "Requests per second (inf: all at once)")
+      ->capture_default_str();
+  serve->add_option("--burstiness", f->burstiness, "Gamma shape of arrivals (1 = Poisson)")
+      ->capture_default_str();
   serve->add_option("--seed", f->seed, "Seed for prompts and arrivals")->capture_default_str();
-  serve->add_flag("--ignore-eos", f->ignore_eos, "Send ignore_eos (always on for --dataset random, as vLLM does)");
+  serve->add_flag("--ignore-eos", f->ignore_eos,
+                  "Send ignore_eos (always on for --dataset random, as vLLM does)");
   serve->add_option("--num-warmups", f->num_warmups, "Unmeasured warm-up requests")->capture_default_str();
   serve->add_option("--percentile-metrics", f->percentile_metrics, "Metrics to report: ttft,tpot,itl,e2el")
       ->capture_default_str();
-  serve->add_option("--metric-percentiles", f->metric_percentiles, "Percentiles, e.g. 50,90,99")->capture_default_str();
+  serve->add_option("--metric-percentiles", f->metric_percentiles, "Percentiles, e.g. 50,90,99")
+      ->capture_default_str();
   serve->add_option("--goodput", f->goodput, "SLOs in ms, e.g. ttft:500 tpot:50")->expected(1, 3);
-  serve->add_flag("--save-result", f->save_result, "Write the result JSON (and a sweep file for several concurrencies)");
+  serve->add_flag("--save-result", f->save_result,
+                  "Write the result JSON (and a sweep file for several concurrencies)");
   serve->add_flag("--save-detailed", f->save_detailed, "Also keep per-request arrays in the JSON");
   serve->add_option("--result-dir", f->result_dir, "Where to write results")->capture_default_str();
-  serve->add_option("--result-filename", f->result_filename, "Result file name (default: vLLM's automatic name)");
+  serve->add_option("--result-filename", f->result_filename,
+                    "Result file name (default: vLLM's automatic name)");
   serve->add_option("--label", f->label, "Label in file names and JSON (default: the backend)");
   serve->add_option("--plot", f->plot, "Write an SVG of throughput, TPOT and TTFT against concurrency");
   serve->add_option("--api-key", f->api_key, "Bearer token (default: $OPENAI_API_KEY)");
-  serve->add_option("--tokenizer", f->tokenizer, "Local tokenizer directory (default: the server's /tokenize)");
+  serve->add_option("--tokenizer", f->tokenizer,
+                    "Local tokenizer directory (default: the server's /tokenize)");
   serve->add_option("--request-timeout", f->request_timeout_s, "Seconds to wait on a connection or a read")
       ->capture_default_str();
   serve->add_flag("--disable-progress", f->disable_progress, "No progress output");
   serve->callback([run, f] { *run = [f] { return run_serve(*f); }; });
 
   auto p = std::make_shared<PlotFlags>();
-  CLI::App* plot = bench->add_subcommand("plot", "Draw saved sweep/result JSON files as one SVG (one line per file)");
+  CLI::App* plot =
+      bench->add_subcommand("plot", "Draw saved sweep/result JSON files as one SVG (one line per file)");
   plot->add_option("files", p->inputs, "Sweep or result JSON files")->required();
   plot->add_option("-o,--output", p->output, "SVG file to write")->required();
   plot->add_option("--labels", p->labels, "Legend labels, one per file")->delimiter(',');

@@ -16,10 +16,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -65,7 +65,8 @@ void with_retries(F attempt) {
       return;
     }
     failures = c.failures;
-    std::printf("attempt %d of %d: %zu checks off, first: %s\n", i + 1, kAttempts, failures.size(), failures[0].c_str());
+    std::printf("attempt %d of %d: %zu checks off, first: %s\n", i + 1, kAttempts, failures.size(),
+                failures[0].c_str());
   }
   for (const std::string& f : failures) ADD_FAILURE() << f;
 }
@@ -133,7 +134,8 @@ void check_hand_values(Checker& c, const std::vector<RequestOutput>& outs, const
   c.check("request 4 re-tokenized", !outs[4].output_len_from_usage);
 
   // Per request.
-  const double ttft[] = {50, 30, 80, 0, 20, 0}, e2el[] = {90, 30, 120, 0, 110, 0}, gap[] = {10, 0, 20, 0, 30, 0};
+  const double ttft[] = {50, 30, 80, 0, 20, 0}, e2el[] = {90, 30, 120, 0, 110, 0},
+               gap[] = {10, 0, 20, 0, 30, 0};
   const size_t num_itl[] = {4, 0, 2, 0, 3, 0};
   for (size_t i : {0u, 1u, 2u, 4u}) {
     const std::string r = "request " + std::to_string(i) + " ";
@@ -270,10 +272,12 @@ TEST(BenchServeScripted, ChatConcurrent) {
   with_retries([](Checker& c) {
     ScriptedServer server;
     const Scenario s = run_scripted(server, StreamApi::kChat, 3);
-    check_hand_values(c, s.outputs, s.metrics, s.duration_s, kTolMs + server.max_lateness_ms(), s.dispatch_ms);
+    check_hand_values(c, s.outputs, s.metrics, s.duration_s, kTolMs + server.max_lateness_ms(),
+                      s.dispatch_ms);
     const auto records = server.records();
     const nlohmann::json body = nlohmann::json::parse(records.at("nibble-bench-0").body);
-    c.check("chat message", body["messages"][0]["content"][0]["text"] == "script ttft=50 gap=10 chunks=5 usage=5 prompt=7");
+    c.check("chat message",
+            body["messages"][0]["content"][0]["text"] == "script ttft=50 gap=10 chunks=5 usage=5 prompt=7");
     c.check("max_completion_tokens", body["max_completion_tokens"] == 5);
   });
 }
@@ -285,7 +289,8 @@ TEST(BenchServeEcho, IndependentServerWithOtherChunking) {
     cfg.base_url = server.base_url();
     cfg.endpoint = "/v1/chat/completions";
     cfg.timeout_s = 10;
-    std::vector<SampleRequest> requests = {{"alpha beta gamma", 0, 4}, {"one two", 0, 4}, {"x y z w v", 0, 2}};
+    std::vector<SampleRequest> requests = {
+        {"alpha beta gamma", 0, 4}, {"one two", 0, 4}, {"x y z w v", 0, 2}};
     RunOptions opts;
     opts.client = cfg;
     opts.api = StreamApi::kChat;
@@ -300,13 +305,15 @@ TEST(BenchServeEcho, IndependentServerWithOtherChunking) {
     if (m.completed != 3) return;
     const double tol_ms = kTolMs + server.max_lateness_ms();
     const std::vector<double> dispatch_ms = dispatch_offsets(run, server.received());
-    // By hand (plus the measured dispatch offset for TTFT and E2EL): TTFT 20 (the role-only chunk counts), ITL 15 per content event, E2EL 20 + 15 n,
-    // TPOT 15 n / (n - 1): n = 4 -> 80 ms and 20 ms; n = 2 -> 50 ms and 30 ms.
+    // By hand (plus the measured dispatch offset for TTFT and E2EL): TTFT 20 (the role-only chunk counts),
+    // ITL 15 per content event, E2EL 20 + 15 n, TPOT 15 n / (n - 1): n = 4 -> 80 ms and 20 ms; n = 2 -> 50 ms
+    // and 30 ms.
     for (size_t i = 0; i < 3; ++i) {
       const std::string r = "request " + std::to_string(i) + " ";
       const int64_t n = requests[i].expected_output_len;
       c.near(r + "TTFT", run.outputs[i].ttft_s * 1000, 20 + dispatch_ms[i], tol_ms);
-      c.near(r + "E2EL", run.outputs[i].latency_s * 1000, 20 + 15.0 * static_cast<double>(n) + dispatch_ms[i], tol_ms);
+      c.near(r + "E2EL", run.outputs[i].latency_s * 1000, 20 + 15.0 * static_cast<double>(n) + dispatch_ms[i],
+             tol_ms);
       c.check(r + "ITL count", run.outputs[i].itl_s.size() == static_cast<size_t>(n));
       for (double itl : run.outputs[i].itl_s) c.near(r + "ITL", itl * 1000, 15, tol_ms);
       c.check(r + "output tokens from usage", run.outputs[i].output_tokens == n);
@@ -350,15 +357,17 @@ struct CliRun {
 
 CliRun run_cli(const std::string& args, const std::string& dir) {
   const std::string out_path = dir + "/stdout.txt";
-  const std::string cmd = std::string(NIBBLE_BINARY) + " bench serve " + args + " > '" + out_path + "' 2> '" + dir +
-                          "/stderr.txt'";
+  const std::string cmd = std::string(NIBBLE_BINARY) + " bench serve " + args + " > '" + out_path + "' 2> '" +
+                          dir + "/stderr.txt'";
   CliRun r;
   r.rc = std::system(cmd.c_str());
   r.out = base::read_file(out_path).value();
   return r;
 }
 
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(base::read_file(path).value()); }
+nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(base::read_file(path).value());
+}
 
 std::vector<std::string> list_dir(const std::string& dir, const std::string& prefix) {
   std::vector<std::string> names;
@@ -377,22 +386,24 @@ TEST(BenchServeCli, SweepWritesSummaryJsonSweepAndSvg) {
     ScriptedServer server;
     const ScratchDir scratch("cli" + std::to_string(attempt++));
     const std::string& dir = scratch.path();
-    const CliRun r = run_cli("--base-url " + server.base_url() + " --dataset jsonl --dataset-path " +
-                                 write_script_jsonl(dir) +
-                                 " --num-prompts 6 --max-concurrency 1,2 --percentile-metrics ttft,tpot,itl,e2el"
-                                 " --metric-percentiles 50,90,99 --goodput ttft:60 tpot:15 --save-result"
-                                 " --result-dir " + dir + " --plot " + dir + "/sweep.svg --disable-progress",
-                             dir);
+    const CliRun r = run_cli(
+        "--base-url " + server.base_url() + " --dataset jsonl --dataset-path " + write_script_jsonl(dir) +
+            " --num-prompts 6 --max-concurrency 1,2 --percentile-metrics ttft,tpot,itl,e2el"
+            " --metric-percentiles 50,90,99 --goodput ttft:60 tpot:15 --save-result"
+            " --result-dir " +
+            dir + " --plot " + dir + "/sweep.svg --disable-progress",
+        dir);
     const std::string err = base::read_file(dir + "/stderr.txt").value();
     c.check("exit 0: " + err, r.rc == 0);
     if (r.rc != 0) return;
-    for (const char* line : {"============ Serving Benchmark Result ============\n",
-                             "Successful requests:                     4         \n",
-                             "Failed requests:                         2         \n",
-                             "Maximum request concurrency:             2         \n",
-                             "Total generated tokens:                  16        \n",
-                             "Total input tokens:                      28        \n", "Request goodput (req/s):",
-                             "P90 TPOT (ms):", "----------------End-to-end Latency----------------\n"}) {
+    for (const char* line :
+         {"============ Serving Benchmark Result ============\n",
+          "Successful requests:                     4         \n",
+          "Failed requests:                         2         \n",
+          "Maximum request concurrency:             2         \n",
+          "Total generated tokens:                  16        \n",
+          "Total input tokens:                      28        \n", "Request goodput (req/s):",
+          "P90 TPOT (ms):", "----------------End-to-end Latency----------------\n"}) {
       c.check(std::string("summary has: ") + line, r.out.find(line) != std::string::npos);
     }
     c.check("failures summarised: " + err,
@@ -411,10 +422,10 @@ TEST(BenchServeCli, SweepWritesSummaryJsonSweepAndSvg) {
       c.near("p99_tpot_ms", one["p99_tpot_ms"].get<double>(), 29.6, tol_ms);
       c.near("mean_itl_ms", one["mean_itl_ms"].get<double>(), 170.0 / 9, tol_ms);
       c.near("median_itl_ms", one["median_itl_ms"].get<double>(), 20.0, tol_ms);
-      c.near("output_throughput x duration", one["output_throughput"].get<double>() * one["duration"].get<double>(),
-             16.0, 16e-3);
-      c.near("request_goodput x duration", one["request_goodput"].get<double>() * one["duration"].get<double>(), 2.0,
-             2e-3);
+      c.near("output_throughput x duration",
+             one["output_throughput"].get<double>() * one["duration"].get<double>(), 16.0, 16e-3);
+      c.near("request_goodput x duration",
+             one["request_goodput"].get<double>() * one["duration"].get<double>(), 2.0, 2e-3);
     }
     const auto sweeps = list_dir(dir, "sweep-openai-infqps-scripted-model-");
     c.check("one sweep file", sweeps.size() == 1u);
@@ -423,7 +434,8 @@ TEST(BenchServeCli, SweepWritesSummaryJsonSweepAndSvg) {
     c.check("two sweep rows", sweep["rows"].size() == 2u && sweep["rows"][0]["max_concurrency"] == 1 &&
                                   sweep["rows"][1]["max_concurrency"] == 2);
     const std::string svg = base::read_file(dir + "/sweep.svg").value();
-    c.check("svg written", svg.find("<svg") != std::string::npos && svg.find("<polyline") != std::string::npos);
+    c.check("svg written",
+            svg.find("<svg") != std::string::npos && svg.find("<polyline") != std::string::npos);
   });
 }
 
@@ -431,10 +443,11 @@ TEST(BenchServeCli, RandomDatasetThroughServerTokenizerChat) {
   ScriptedServer server;
   const ScratchDir scratch("random");
   const std::string& dir = scratch.path();
-  const CliRun r = run_cli("--base-url " + server.base_url() +
-                               " --endpoint /v1/chat/completions --dataset random --random-input-len 32"
-                               " --random-output-len 4 --num-prompts 3 --max-concurrency 3 --seed 5 --disable-progress",
-                           dir);
+  const CliRun r =
+      run_cli("--base-url " + server.base_url() +
+                  " --endpoint /v1/chat/completions --dataset random --random-input-len 32"
+                  " --random-output-len 4 --num-prompts 3 --max-concurrency 3 --seed 5 --disable-progress",
+              dir);
   ASSERT_EQ(r.rc, 0) << base::read_file(dir + "/stderr.txt").value();
   EXPECT_NE(r.out.find("Successful requests:                     3"), std::string::npos) << r.out;
   const auto records = server.records();
@@ -457,18 +470,22 @@ TEST(BenchServeCli, EchoServerWithoutTokenizeEndpoint) {
     EchoServer server;
     const ScratchDir scratch("echo" + std::to_string(attempt++));
     const std::string& dir = scratch.path();
-    {
-      std::ofstream(dir + "/p.jsonl") << "{\"prompt\": \"a b c\", \"output_len\": 4}\n";
-    }
-    const CliRun r = run_cli("--base-url " + server.base_url() + " --endpoint /v1/chat/completions --dataset jsonl"
-                                 " --dataset-path " + dir + "/p.jsonl --num-prompts 3 --max-concurrency 3"
-                                 " --percentile-metrics itl,tpot --disable-progress --save-result --result-dir " +
-                                 dir + "/new/results",
-                             dir);
+    { std::ofstream(dir + "/p.jsonl") << "{\"prompt\": \"a b c\", \"output_len\": 4}\n"; }
+    const CliRun r =
+        run_cli("--base-url " + server.base_url() +
+                    " --endpoint /v1/chat/completions --dataset jsonl"
+                    " --dataset-path " +
+                    dir +
+                    "/p.jsonl --num-prompts 3 --max-concurrency 3"
+                    " --percentile-metrics itl,tpot --disable-progress --save-result --result-dir " +
+                    dir + "/new/results",
+                dir);
     c.check("exit 0", r.rc == 0);
     if (r.rc != 0) return;
-    c.check("12 tokens generated: " + r.out, r.out.find("Total generated tokens:                  12        \n") != std::string::npos);
-    c.check("9 input tokens", r.out.find("Total input tokens:                      9         \n") != std::string::npos);
+    c.check("12 tokens generated: " + r.out,
+            r.out.find("Total generated tokens:                  12        \n") != std::string::npos);
+    c.check("9 input tokens",
+            r.out.find("Total input tokens:                      9         \n") != std::string::npos);
     c.check("no TTFT section", r.out.find("Time to First Token") == std::string::npos);
     const std::string result_dir = dir + "/new/results";  // created by the command, as vLLM does
     const auto results = list_dir(result_dir, "openai-chat-infqps-concurrency3-echo-");

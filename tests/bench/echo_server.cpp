@@ -51,7 +51,8 @@ EchoServer::EchoServer() : impl_(std::make_unique<Impl>()) {
     res.set_chunked_content_provider("text/event-stream", [=](size_t, httplib::DataSink& sink) {
       auto write = [&](const std::string& s) { sink.write(s.data(), s.size()); };
       auto note_lateness = [&](double scripted_ms) {
-        const double late_ms = std::chrono::duration<double, std::milli>(Clock::now() - received).count() - scripted_ms;
+        const double late_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - received).count() - scripted_ms;
         std::lock_guard<std::mutex> lock(impl->mutex);
         impl->max_lateness_ms = std::max(impl->max_lateness_ms, late_ms);
       };
@@ -64,7 +65,8 @@ EchoServer::EchoServer() : impl_(std::make_unique<Impl>()) {
       for (int k = 1; k <= n; ++k) {
         nlohmann::json delta = {{"content", " " + words[static_cast<size_t>(k - 1) % words.size()]}};
         nlohmann::json choice = {{"index", 0}, {"delta", delta}};
-        nlohmann::json chunk = {{"object", "chat.completion.chunk"}, {"choices", nlohmann::json::array({choice})}};
+        nlohmann::json chunk = {{"object", "chat.completion.chunk"},
+                                {"choices", nlohmann::json::array({choice})}};
         const std::string e = event(chunk);
         at(20 + 15.0 * k - 5);
         write(e.substr(0, e.size() / 2));
@@ -75,7 +77,10 @@ EchoServer::EchoServer() : impl_(std::make_unique<Impl>()) {
       at(20 + 15.0 * n + 5);
       write(event({{"object", "chat.completion.chunk"},
                    {"choices", nlohmann::json::array()},
-                   {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", n}, {"total_tokens", prompt_tokens + n}}}}) +
+                   {"usage",
+                    {{"prompt_tokens", prompt_tokens},
+                     {"completion_tokens", n},
+                     {"total_tokens", prompt_tokens + n}}}}) +
             "data: [DONE]\r\n\r\n");
       sink.done();
       return true;
@@ -87,7 +92,8 @@ EchoServer::EchoServer() : impl_(std::make_unique<Impl>()) {
   svr.set_tcp_nodelay(true);  // each SSE event leaves at once (no Nagle batching)
   port_ = svr.bind_to_any_port("127.0.0.1");
   thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
-  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 double EchoServer::max_lateness_ms() const {

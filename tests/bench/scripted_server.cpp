@@ -48,7 +48,8 @@ std::string prompt_of(const nlohmann::json& body) {
   if (body.contains("messages") && body["messages"].is_array() && !body["messages"].empty()) {
     const nlohmann::json& content = body["messages"][0]["content"];
     if (content.is_string()) return content.get<std::string>();
-    if (content.is_array() && !content.empty() && content[0].contains("text")) return content[0]["text"].get<std::string>();
+    if (content.is_array() && !content.empty() && content[0].contains("text"))
+      return content[0]["text"].get<std::string>();
   }
   return "";
 }
@@ -119,60 +120,67 @@ ScriptedServer::ScriptedServer() : impl_(std::make_unique<Impl>()) {
                       "application/json");
       return;
     }
-    res.set_chunked_content_provider(
-        "text/event-stream", [impl, script, chat, received, request_id](size_t, httplib::DataSink& sink) {
-          const char* object = chat ? "chat.completion.chunk" : "text_completion";
-          for (int k = 0; k < script.chunks; ++k) {
-            const double at_ms = script.ttft_ms + script.gap_ms * k;
-            std::this_thread::sleep_until(received + std::chrono::microseconds(static_cast<int64_t>(at_ms * 1000)));
-            nlohmann::json choice = {{"index", 0}, {"finish_reason", nullptr}};
-            if (k + 1 == script.chunks) choice["finish_reason"] = "length";
-            const std::string word = " w" + std::to_string(k);
-            if (chat) {
-              choice["delta"] = k == 0 ? nlohmann::json{{"role", "assistant"}, {"content", word}}
-                                       : nlohmann::json{{"content", word}};
-            } else {
-              choice["text"] = word;
-            }
-            const Clock::time_point now = Clock::now();
-            send_event(sink, {{"id", "cmpl-1"}, {"object", object}, {"choices", nlohmann::json::array({choice})}});
-            {
-              std::lock_guard<std::mutex> lock(impl->mutex);
-              impl->records[request_id].chunk_sent.push_back(now);
-              const double late_ms = std::chrono::duration<double, std::milli>(now - received).count() - at_ms;
-              impl->max_lateness_ms = std::max(impl->max_lateness_ms, late_ms);
-            }
-            if (k == 0 && script.mid_error) {
-              send_event(sink, {{"error", {{"message", "scripted mid-stream failure"}, {"code", 500}}}});
-              break;
-            }
-          }
-          if (script.usage >= 0) {
-            send_event(sink, {{"id", "cmpl-1"},
-                              {"object", object},
-                              {"choices", nlohmann::json::array()},
-                              {"usage",
-                               {{"prompt_tokens", script.prompt_tokens},
-                                {"completion_tokens", script.usage},
-                                {"total_tokens", script.prompt_tokens + script.usage}}}});
-          }
-          const std::string done = "data: [DONE]\n\n";
-          sink.write(done.data(), done.size());
-          sink.done();
-          return true;
-        });
+    res.set_chunked_content_provider("text/event-stream", [impl, script, chat, received, request_id](
+                                                              size_t, httplib::DataSink& sink) {
+      const char* object = chat ? "chat.completion.chunk" : "text_completion";
+      for (int k = 0; k < script.chunks; ++k) {
+        const double at_ms = script.ttft_ms + script.gap_ms * k;
+        std::this_thread::sleep_until(received +
+                                      std::chrono::microseconds(static_cast<int64_t>(at_ms * 1000)));
+        nlohmann::json choice = {{"index", 0}, {"finish_reason", nullptr}};
+        if (k + 1 == script.chunks) choice["finish_reason"] = "length";
+        const std::string word = " w" + std::to_string(k);
+        if (chat) {
+          choice["delta"] = k == 0 ? nlohmann::json{{"role", "assistant"}, {"content", word}}
+                                   : nlohmann::json{{"content", word}};
+        } else {
+          choice["text"] = word;
+        }
+        const Clock::time_point now = Clock::now();
+        send_event(sink,
+                   {{"id", "cmpl-1"}, {"object", object}, {"choices", nlohmann::json::array({choice})}});
+        {
+          std::lock_guard<std::mutex> lock(impl->mutex);
+          impl->records[request_id].chunk_sent.push_back(now);
+          const double late_ms = std::chrono::duration<double, std::milli>(now - received).count() - at_ms;
+          impl->max_lateness_ms = std::max(impl->max_lateness_ms, late_ms);
+        }
+        if (k == 0 && script.mid_error) {
+          send_event(sink, {{"error", {{"message", "scripted mid-stream failure"}, {"code", 500}}}});
+          break;
+        }
+      }
+      if (script.usage >= 0) {
+        send_event(sink, {{"id", "cmpl-1"},
+                          {"object", object},
+                          {"choices", nlohmann::json::array()},
+                          {"usage",
+                           {{"prompt_tokens", script.prompt_tokens},
+                            {"completion_tokens", script.usage},
+                            {"total_tokens", script.prompt_tokens + script.usage}}}});
+      }
+      const std::string done = "data: [DONE]\n\n";
+      sink.write(done.data(), done.size());
+      sink.done();
+      return true;
+    });
   };
-  svr.Post("/v1/completions", [completion](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
+  svr.Post("/v1/completions", [completion](const httplib::Request& req, httplib::Response& res) {
+    completion(req, res, false);
+  });
   svr.Post("/v1/chat/completions",
            [completion](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
   svr.Get("/v1/models", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(R"({"object":"list","data":[{"id":"scripted-model","object":"model"}]})", "application/json");
+    res.set_content(R"({"object":"list","data":[{"id":"scripted-model","object":"model"}]})",
+                    "application/json");
   });
   svr.Get("/metrics", [impl](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(impl->mutex);
-    res.set_content("# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total{model_name=\"scripted-model\"} " +
-                        std::to_string(impl->prefix_hits) + ".0\n",
-                    "text/plain");
+    res.set_content(
+        "# TYPE vllm:prefix_cache_hits "
+        "counter\nvllm:prefix_cache_hits_total{model_name=\"scripted-model\"} " +
+            std::to_string(impl->prefix_hits) + ".0\n",
+        "text/plain");
   });
   svr.Post("/tokenize", [](const httplib::Request& req, httplib::Response& res) {
     const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
@@ -180,7 +188,8 @@ ScriptedServer::ScriptedServer() : impl_(std::make_unique<Impl>()) {
       res.status = 400;
       return;
     }
-    const std::vector<int> ids = toy_encode(body["prompt"].get<std::string>(), body.value("add_special_tokens", true));
+    const std::vector<int> ids =
+        toy_encode(body["prompt"].get<std::string>(), body.value("add_special_tokens", true));
     res.set_content(nlohmann::json({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", 4096}}).dump(),
                     "application/json");
   });
@@ -207,7 +216,8 @@ ScriptedServer::ScriptedServer() : impl_(std::make_unique<Impl>()) {
   port_ = svr.bind_to_any_port("127.0.0.1");
   thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
   // Bounded wait for the listener thread (at most 5 s).
-  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 ScriptedServer::~ScriptedServer() {
