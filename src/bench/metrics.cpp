@@ -90,7 +90,7 @@ void peak_per_second(const std::vector<const RequestOutput*>& ok, double* max_ch
 BenchmarkMetrics compute_metrics(const std::vector<RequestOutput>& outputs, double dur_s,
                                  const std::vector<double>& percentiles, const GoodputSlo& slo) {
   BenchmarkMetrics m;
-  std::vector<double> ttfts, tpots, all_tpots, itls, e2els;
+  std::vector<double> ttfts, tpots, all_tpots, itls, e2els, queue_times, e2els_with_queue;
   std::vector<const RequestOutput*> ok;
   for (const RequestOutput& o : outputs) {
     if (!o.success) {
@@ -112,6 +112,8 @@ BenchmarkMetrics compute_metrics(const std::vector<RequestOutput>& outputs, doub
     itls.insert(itls.end(), o.itl_s.begin(), o.itl_s.end());
     ttfts.push_back(o.ttft_s);
     e2els.push_back(o.latency_s);
+    queue_times.push_back(o.queue_time_s);
+    e2els_with_queue.push_back(o.latency_s + o.queue_time_s);
     ++m.completed;
   }
 
@@ -136,6 +138,8 @@ BenchmarkMetrics compute_metrics(const std::vector<RequestOutput>& outputs, doub
   m.tpot = summarize_ms(tpots, percentiles);
   m.itl = summarize_ms(itls, percentiles);
   m.e2el = summarize_ms(e2els, percentiles);
+  m.client_queue_time = summarize_ms(queue_times, percentiles);
+  m.e2el_including_client_queue = summarize_ms(e2els_with_queue, percentiles);
   return m;
 }
 

@@ -58,6 +58,9 @@ struct BenchmarkMetrics {
   double max_output_tokens_per_s = 0;   // most chunks seen in one 1-s bucket
   int64_t max_concurrent_requests = 0;  // most requests active in one 1-s bucket
   MetricStats ttft, tpot, itl, e2el;
+  // Over successful requests: client-side wait for a concurrency slot, and E2EL plus that wait
+  // (vLLM reports them only with --max-concurrency, the second only with a finite rate).
+  MetricStats client_queue_time, e2el_including_client_queue;
   std::vector<int64_t> output_lens;  // per request (0 for failed ones), same order as the input
 };
 

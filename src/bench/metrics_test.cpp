@@ -127,6 +127,21 @@ TEST(Metrics, HandComputedScenario) {
   EXPECT_EQ(m.max_concurrent_requests, 4);
 }
 
+TEST(Metrics, ClientQueueTimes) {
+  std::vector<RequestOutput> outs = scripted_scenario();
+  outs[0].queue_time_s = 0.0;
+  outs[1].queue_time_s = 0.090;
+  outs[2].queue_time_s = 0.120;
+  outs[3].queue_time_s = 5.0;  // failed: not counted
+  outs[4].queue_time_s = 0.240;
+  const BenchmarkMetrics m = compute_metrics(outs, 1.0, {50}, {});
+  EXPECT_NEAR(m.client_queue_time.mean_ms, (0 + 90 + 120 + 240) / 4.0, 1e-9);
+  EXPECT_NEAR(m.client_queue_time.median_ms, 105.0, 1e-9);
+  // E2EL + queue: [90, 120, 240, 350].
+  EXPECT_NEAR(m.e2el_including_client_queue.mean_ms, 200.0, 1e-9);
+  EXPECT_NEAR(m.e2el_including_client_queue.median_ms, 180.0, 1e-9);
+}
+
 TEST(Metrics, GoodputPerSlo) {
   const std::vector<RequestOutput> outs = scripted_scenario();
   GoodputSlo e2el_only;

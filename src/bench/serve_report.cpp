@@ -48,11 +48,25 @@ struct MetricSection {
   const MetricStats* stats;
 };
 
-std::vector<MetricSection> sections(const BenchmarkMetrics& m) {
-  return {{"ttft", "TTFT", "Time to First Token", &m.ttft},
-          {"tpot", "TPOT", "Time per Output Token (excl. 1st token)", &m.tpot},
-          {"itl", "ITL", "Inter-token Latency", &m.itl},
-          {"e2el", "E2EL", "End-to-end Latency", &m.e2el}};
+bool is_finite_rate(const ReportContext& ctx) {
+  return !is_inf_rate(ctx.request_rate);
+}
+
+// The metric sections in vLLM's order; the client-queue ones exist only with a concurrency limit
+// (and, for the queue-inclusive E2EL, a finite request rate), as in vLLM.
+std::vector<MetricSection> sections(const BenchmarkMetrics& m, const ReportContext& ctx) {
+  std::vector<MetricSection> all = {{"ttft", "TTFT", "Time to First Token", &m.ttft},
+                                    {"tpot", "TPOT", "Time per Output Token (excl. 1st token)", &m.tpot},
+                                    {"itl", "ITL", "Inter-token Latency", &m.itl},
+                                    {"e2el", "E2EL", "End-to-end Latency", &m.e2el}};
+  if (ctx.max_concurrency > 0) {
+    all.push_back({"client_queue_time", "Client Queue Time", "Client-side Queueing", &m.client_queue_time});
+    if (is_finite_rate(ctx)) {
+      all.push_back({"e2el_including_client_queue", "E2EL incl. Client Queue",
+                     "Queue-inclusive End-to-end Latency", &m.e2el_including_client_queue});
+    }
+  }
+  return all;
 }
 
 // Python's str(float) for the rates in file names: "inf", "10.0", "2.5".
@@ -109,7 +123,7 @@ std::string format_summary(const BenchmarkMetrics& m, double duration_s, const R
   s += line_float("Peak output token throughput (tok/s):", m.max_output_tokens_per_s);
   s += line_float("Peak concurrent requests:", static_cast<double>(m.max_concurrent_requests));
   s += line_float("Total token throughput (tok/s):", m.total_token_throughput);
-  for (const MetricSection& sec : sections(m)) {
+  for (const MetricSection& sec : sections(m, ctx)) {
     if (!selected(ctx, sec.key)) continue;
     s += centered(sec.header, '-', 50);
     s += line_float(std::string("Mean ") + sec.name + " (ms):", sec.stats->mean_ms);
@@ -171,7 +185,7 @@ nlohmann::ordered_json result_json(const BenchmarkMetrics& m, const RunResult& r
   j["max_output_tokens_per_s"] = m.max_output_tokens_per_s;
   j["max_concurrent_requests"] = m.max_concurrent_requests;
   j["rtfx"] = 0.0;  // audio input seconds per second; always 0 for text
-  for (const MetricSection& sec : sections(m)) {
+  for (const MetricSection& sec : sections(m, ctx)) {
     if (!selected(ctx, sec.key)) continue;
     const std::string key = sec.key;
     j["mean_" + key + "_ms"] = sec.stats->mean_ms;

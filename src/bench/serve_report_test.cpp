@@ -78,6 +78,36 @@ TEST(Summary, MatchesVllmLayout) {
   EXPECT_EQ(format_summary(sample_metrics(), 0.5, ctx), expected);
 }
 
+TEST(Summary, ClientQueueSectionsAsVllm) {
+  BenchmarkMetrics m = sample_metrics();
+  m.client_queue_time = {3, 2, 1, {{99, 9}}};
+  m.e2el_including_client_queue = {90.5, 102, 36, {{99, 129}}};
+  ReportContext ctx;
+  ctx.percentile_metrics = {"client_queue_time", "e2el_including_client_queue"};
+  ctx.max_concurrency = 4;
+  ctx.request_rate = 5;
+  const std::string s = format_summary(m, 0.5, ctx);
+  EXPECT_NE(s.find("---------------Client-side Queueing---------------\n"
+                   "Mean Client Queue Time (ms):             3.00      \n"
+                   "Median Client Queue Time (ms):           2.00      \n"
+                   "P99 Client Queue Time (ms):              9.00      \n"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("--------Queue-inclusive End-to-end Latency--------\n"
+                   "Mean E2EL incl. Client Queue (ms):       90.50     \n"),
+            std::string::npos)
+      << s;
+  const auto j = result_json(m, RunResult{}, ctx, false);
+  EXPECT_EQ(j["p99_client_queue_time_ms"], 9.0);
+  EXPECT_EQ(j["mean_e2el_including_client_queue_ms"], 90.5);
+  // Without a concurrency limit vLLM has no queue statistics; with an infinite rate no
+  // queue-inclusive E2EL.
+  ctx.request_rate = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(format_summary(m, 0.5, ctx).find("Queue-inclusive"), std::string::npos);
+  ctx.max_concurrency = 0;
+  EXPECT_EQ(format_summary(m, 0.5, ctx).find("Client-side Queueing"), std::string::npos);
+}
+
 TEST(Summary, OptionalLinesOff) {
   ReportContext ctx;  // no concurrency limit, infinite rate, no goodput, default metrics (no e2el)
   ctx.request_rate = std::numeric_limits<double>::infinity();

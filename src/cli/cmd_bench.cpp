@@ -108,9 +108,11 @@ Result<std::vector<double>> parse_percentiles(const std::string& s) {
 Result<std::vector<std::string>> parse_metric_names(const std::string& s) {
   std::vector<std::string> names = split_commas(s);
   for (const std::string& n : names) {
-    if (n != "ttft" && n != "tpot" && n != "itl" && n != "e2el") {
-      return base::invalid_argument("--percentile-metrics: unknown metric '" + n +
-                                    "' (use ttft,tpot,itl,e2el)");
+    if (n != "ttft" && n != "tpot" && n != "itl" && n != "e2el" && n != "client_queue_time" &&
+        n != "e2el_including_client_queue") {
+      return base::invalid_argument(
+          "--percentile-metrics: unknown metric '" + n +
+          "' (use ttft, tpot, itl, e2el, client_queue_time, e2el_including_client_queue)");
     }
   }
   return names;
@@ -456,7 +458,9 @@ void add_bench(CLI::App& app, CommandFn* run) {
   serve->add_flag("--ignore-eos", f->ignore_eos,
                   "Send ignore_eos (always on for --dataset random, as vLLM does)");
   serve->add_option("--num-warmups", f->num_warmups, "Unmeasured warm-up requests")->capture_default_str();
-  serve->add_option("--percentile-metrics", f->percentile_metrics, "Metrics to report: ttft,tpot,itl,e2el")
+  serve
+      ->add_option("--percentile-metrics", f->percentile_metrics,
+                   "Metrics to report: ttft,tpot,itl,e2el[,client_queue_time,e2el_including_client_queue]")
       ->capture_default_str();
   serve->add_option("--metric-percentiles", f->metric_percentiles, "Percentiles, e.g. 50,90,99")
       ->capture_default_str();
