@@ -6,9 +6,11 @@
 namespace nibble::cli {
 
 void add_version_info(CLI::App& app, CommandFn* run);
+void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
+    add_tokenize,
 };
 
 }  // namespace nibble::cli
