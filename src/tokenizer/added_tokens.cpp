@@ -64,13 +64,13 @@ void AddedVocabulary::build(std::vector<AddedToken> tokens, const Normalizer* no
   by_id_.clear();
   by_content_.clear();
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    const AddedToken& token = tokens_[i];
+    AddedToken& token = tokens_[i];
     by_id_[token.id] = i;
     by_content_[token.content] = i;
+    tokens_[i].decoded = token.content;
     if (token.normalized) {
-      std::string content = token.content;
-      if (normalizer != nullptr) normalizer->normalize(&content);
-      normalized_trie_.insert(content, i);
+      if (normalizer != nullptr) normalizer->normalize(&tokens_[i].decoded);
+      normalized_trie_.insert(tokens_[i].decoded, i);
     } else {
       raw_trie_.insert(token.content, i);
     }

@@ -16,6 +16,9 @@ namespace nibble::tokenizer {
 struct AddedToken {
   uint32_t id = 0;
   std::string content;
+  // What decode and id_to_token show: the content, normalized when `normalized` is set (as
+  // tokenizers does).
+  std::string decoded;
   bool special = false;
   bool normalized = true;
   bool lstrip = false;

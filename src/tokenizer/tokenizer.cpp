@@ -208,7 +208,7 @@ std::string Tokenizer::decode(const std::vector<uint32_t>& ids, bool skip_specia
   tokens.reserve(ids.size());
   for (const uint32_t id : ids) {
     if (const AddedToken* added = added_.find_id(id)) {
-      if (!(skip_special_tokens && added->special)) tokens.push_back(added->content);
+      if (!(skip_special_tokens && added->special)) tokens.push_back(added->decoded);
       continue;
     }
     if (const std::string* token = model_->id_to_token(id)) tokens.push_back(*token);
@@ -233,7 +233,7 @@ std::optional<uint32_t> Tokenizer::token_to_id(std::string_view token) const {
 }
 
 std::optional<std::string> Tokenizer::id_to_token(uint32_t id) const {
-  if (const AddedToken* added = added_.find_id(id)) return added->content;
+  if (const AddedToken* added = added_.find_id(id)) return added->decoded;
   if (const std::string* token = model_->id_to_token(id)) return *token;
   return std::nullopt;
 }
