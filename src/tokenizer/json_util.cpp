@@ -36,8 +36,9 @@ base::Result<uint64_t> json_uint(const nlohmann::json& spec, const char* key, co
                                  uint64_t fallback) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
-  if (!it->is_number_unsigned()) return base::corrupt(where + "." + key + ": not an unsigned integer");
-  return it->get<uint64_t>();
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer() && it->get<int64_t>() >= 0) return static_cast<uint64_t>(it->get<int64_t>());
+  return base::corrupt(where + "." + key + ": not an unsigned integer");
 }
 
 base::Result<const nlohmann::json*> json_array(const nlohmann::json& spec, const char* key,
