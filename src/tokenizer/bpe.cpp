@@ -1,5 +1,6 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -79,22 +80,29 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
 
   const auto vocab_it = spec.find("vocab");
   if (vocab_it == spec.end() || !vocab_it->is_object()) return base::corrupt(where + ".vocab: missing or not an object");
-  constexpr uint64_t kMaxId = 1u << 28;  // far above any real vocabulary; bounds memory on bad input
+  // Ids index a dense table: check them all, and refuse ids far sparser than any real vocabulary,
+  // before allocating it.
+  uint64_t max_id = 0;
+  for (const auto& [token, id_json] : vocab_it->items()) {
+    if (!id_json.is_number_unsigned()) {
+      return base::corrupt(where + ".vocab[\"" + token + "\"]: id must be an unsigned integer");
+    }
+    max_id = std::max<uint64_t>(max_id, id_json.get<uint64_t>());
+  }
+  if (!vocab_it->empty() && max_id >= 4 * vocab_it->size() + 65536) {
+    return base::corrupt(where + ".vocab: ids are too sparse (largest id " + std::to_string(max_id) + " for " +
+                         std::to_string(vocab_it->size()) + " tokens)");
+  }
+  const size_t num_ids = vocab_it->empty() ? 0 : static_cast<size_t>(max_id) + 1;
+  model->id_to_token_.resize(num_ids);
+  model->id_present_.assign(num_ids, false);
   model->vocab_.reserve(vocab_it->size());
   for (const auto& [token, id_json] : vocab_it->items()) {
-    if (!id_json.is_number_unsigned() || id_json.get<uint64_t>() >= kMaxId) {
-      return base::corrupt(where + ".vocab[\"" + token + "\"]: id must be an unsigned integer below 2^28");
-    }
     const auto id = static_cast<uint32_t>(id_json.get<uint64_t>());
     model->vocab_[token] = id;
-    if (id >= model->id_to_token_.size()) {
-      model->id_to_token_.resize(id + 1);
-      model->id_present_.resize(id + 1, false);
-    }
     model->id_to_token_[id] = token;
     model->id_present_[id] = true;
   }
-
   std::fill(std::begin(model->byte_ids_), std::end(model->byte_ids_), -1);
   std::fill(std::begin(model->fallback_ids_), std::end(model->fallback_ids_), -1);
   if (byte_level) {

@@ -197,7 +197,8 @@ base::Result<char32_t> single_char(const nlohmann::json& spec, const char* key, 
 
 }  // namespace
 
-base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec, const std::string& where) {
+base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec, const std::string& where,
+                                                     int depth) {
   if (spec.is_null()) return std::unique_ptr<Decoder>();
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "ByteLevel") return std::unique_ptr<Decoder>(new ByteLevelDecoder());
@@ -228,10 +229,11 @@ base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec,
     return std::unique_ptr<Decoder>(new ReplaceDecoder(std::move(pattern), std::move(content)));
   }
   if (type == "Sequence") {
+    if (depth >= kMaxSequenceDepth) return base::corrupt(where + ": Sequence nested too deeply");
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "decoders", where));
     std::vector<std::unique_ptr<Decoder>> parts;
     for (size_t i = 0; i < items->size(); ++i) {
-      NIBBLE_ASSIGN_OR_RETURN(auto part, parse_decoder((*items)[i], where + ".decoders[" + std::to_string(i) + "]"));
+      NIBBLE_ASSIGN_OR_RETURN(auto part, parse_decoder((*items)[i], where + ".decoders[" + std::to_string(i) + "]", depth + 1));
       if (part) parts.push_back(std::move(part));
     }
     return std::unique_ptr<Decoder>(new SequenceDecoder(std::move(parts)));

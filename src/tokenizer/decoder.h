@@ -19,6 +19,7 @@ class Decoder {
 };
 
 // A null spec yields nullptr (tokens are then joined with spaces, as tokenizers does).
-base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec, const std::string& where);
+base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec, const std::string& where,
+                                                     int depth = 0);
 
 }  // namespace nibble::tokenizer

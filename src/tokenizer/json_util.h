@@ -11,6 +11,9 @@
 
 namespace nibble::tokenizer {
 
+// How deeply Sequence components may nest (real files use one level).
+inline constexpr int kMaxSequenceDepth = 8;
+
 // spec["type"] of a component object.
 base::Result<std::string> json_type(const nlohmann::json& spec, const std::string& where);
 // A required string field.

@@ -126,7 +126,8 @@ class SequenceNormalizer final : public Normalizer {
 
 }  // namespace
 
-base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where) {
+base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where,
+                                                           int depth) {
   if (spec.is_null()) return std::unique_ptr<Normalizer>();
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "NFC") return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
@@ -154,11 +155,12 @@ base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json&
     return std::unique_ptr<Normalizer>(new StripNormalizer(left, right));
   }
   if (type == "Sequence") {
+    if (depth >= kMaxSequenceDepth) return base::corrupt(where + ": Sequence nested too deeply");
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "normalizers", where));
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (size_t i = 0; i < items->size(); ++i) {
       NIBBLE_ASSIGN_OR_RETURN(auto part,
-                              parse_normalizer((*items)[i], where + ".normalizers[" + std::to_string(i) + "]"));
+                              parse_normalizer((*items)[i], where + ".normalizers[" + std::to_string(i) + "]", depth + 1));
       if (part) parts.push_back(std::move(part));
     }
     return std::unique_ptr<Normalizer>(new SequenceNormalizer(std::move(parts)));

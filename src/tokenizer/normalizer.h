@@ -20,6 +20,7 @@ class Normalizer {
 
 // Builds a normalizer from its JSON object; `where` names the field for error messages.
 // A null JSON value yields nullptr (no normalizer).
-base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where);
+base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where,
+                                                           int depth = 0);
 
 }  // namespace nibble::tokenizer

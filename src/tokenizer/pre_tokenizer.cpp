@@ -1,5 +1,6 @@
 #include "tokenizer/pre_tokenizer.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -243,7 +244,7 @@ constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec, const std::string& where,
-                                                       bool* byte_level) {
+                                                       bool* byte_level, int depth) {
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "Split") {
     NIBBLE_ASSIGN_OR_RETURN(Regex pattern, json_pattern(spec, where));
@@ -300,6 +301,7 @@ base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec
     return std::unique_ptr<PreTokenizer>(new SplitPreTokenizer(std::move(pattern), Behavior::kRemoved, true));
   }
   if (type == "Sequence") {
+    if (depth >= kMaxSequenceDepth) return base::corrupt(where + ": Sequence nested too deeply");
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "pretokenizers", where));
     std::vector<std::unique_ptr<PreTokenizer>> parts;
     for (size_t i = 0; i < items->size(); ++i) {
@@ -307,7 +309,7 @@ base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec
       if (*byte_level) {
         return base::unsupported(item_where + ": a pre-tokenizer after ByteLevel is not supported");
       }
-      NIBBLE_ASSIGN_OR_RETURN(auto part, parse_one((*items)[i], item_where, byte_level));
+      NIBBLE_ASSIGN_OR_RETURN(auto part, parse_one((*items)[i], item_where, byte_level, depth + 1));
       parts.push_back(std::move(part));
     }
     return std::unique_ptr<PreTokenizer>(new SequencePreTokenizer(std::move(parts)));
@@ -320,7 +322,7 @@ base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec
 base::Result<ParsedPreTokenizer> parse_pre_tokenizer(const nlohmann::json& spec, const std::string& where) {
   ParsedPreTokenizer parsed;
   if (spec.is_null()) return parsed;
-  NIBBLE_ASSIGN_OR_RETURN(parsed.pre_tokenizer, parse_one(spec, where, &parsed.byte_level));
+  NIBBLE_ASSIGN_OR_RETURN(parsed.pre_tokenizer, parse_one(spec, where, &parsed.byte_level, 0));
   return parsed;
 }
 

@@ -53,7 +53,7 @@ base::Result<Regex> Regex::compile(const std::string& pattern, const std::string
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     return base::invalid_argument(what + ": cannot compile regex at offset " + std::to_string(error_offset) +
                                   ": " + pcre2_message(error_code));

@@ -38,7 +38,7 @@ base::Result<uint32_t> pair_id(const nlohmann::json& spec, const char* key, cons
 
 // Reads a single-sequence post-processor into prefix/suffix ids.
 base::Status parse_post_processor(const nlohmann::json& spec, const std::string& where, std::vector<uint32_t>* prefix,
-                                  std::vector<uint32_t>* suffix) {
+                                  std::vector<uint32_t>* suffix, int depth = 0) {
   if (spec.is_null()) return base::ok_status();
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "ByteLevel") return base::ok_status();  // only changes offsets
@@ -79,9 +79,11 @@ base::Status parse_post_processor(const nlohmann::json& spec, const std::string&
     return base::ok_status();
   }
   if (type == "Sequence") {
+    if (depth >= kMaxSequenceDepth) return base::corrupt(where + ": Sequence nested too deeply");
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "processors", where));
     for (size_t i = 0; i < items->size(); ++i) {
-      NIBBLE_TRY(parse_post_processor((*items)[i], where + ".processors[" + std::to_string(i) + "]", prefix, suffix));
+      NIBBLE_TRY(parse_post_processor((*items)[i], where + ".processors[" + std::to_string(i) + "]", prefix, suffix,
+                                      depth + 1));
     }
     return base::ok_status();
   }
