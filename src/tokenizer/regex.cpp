@@ -49,9 +49,61 @@ ThreadMatchState& thread_match_state() {
 
 }  // namespace
 
-base::Result<Regex> Regex::compile(const std::string& pattern, const std::string& what) {
+// Oniguruma's \s (what tokenizers uses) is the Unicode White_Space property; PCRE2's \s with UCP
+// is category Z plus \t\n\v\f\r, which lacks U+0085 (NEXT LINE). Rewrites \s and \S to include
+// it, inside and outside character classes.
+std::string onig_compatible(const std::string& pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 16);
+  bool in_class = false;
+  size_t class_start = 0;  // index just after "[" or "[^", where a "]" is still literal
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[i + 1];
+      if (e == 'Q') {  // \Q...\E quotes literally
+        const size_t close = pattern.find("\\E", i + 2);
+        const size_t end = close == std::string::npos ? pattern.size() : close + 2;
+        out.append(pattern, i, end - i);
+        i = end - 1;
+        continue;
+      }
+      if (e == 's') {
+        out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+      } else if (e == 'S' && !in_class) {
+        out += "[^\\s\\x{85}]";
+      } else {
+        out += c;
+        out += e;
+      }
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      class_start = i + 1;
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      const size_t close = pattern.find(":]", i + 2);
+      if (close != std::string::npos) {
+        out.append(pattern, i, close + 2 - i);
+        i = close + 1;
+        continue;
+      }
+    }
+    if (in_class && c == ']' && i != class_start) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+base::Result<Regex> Regex::compile(const std::string& onig_pattern, const std::string& what) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
+  const std::string pattern = onig_compatible(onig_pattern);
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error_code, &error_offset, nullptr);
   if (code == nullptr) {

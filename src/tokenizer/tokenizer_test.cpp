@@ -74,6 +74,15 @@ TEST(PreTokenizer, RegexSplitWithLookahead) {
   EXPECT_EQ(pre_tokenize(spec, "a   b"), (std::vector<std::string>{"a", "  ", " b"}));
 }
 
+TEST(PreTokenizer, WhitespaceClassIsUnicodeWhiteSpace) {
+  // Oniguruma's \s includes U+0085 (NEXT LINE), which PCRE2's UCP \s does not; the pattern is
+  // rewritten so that both agree with the White_Space property.
+  const json spec = {{"type", "Split"}, {"pattern", {{"Regex", R"(\s+|[^\s]+)"}}}, {"behavior", "Isolated"}};
+  EXPECT_EQ(pre_tokenize(spec, "a\xC2\x85 b"), (std::vector<std::string>{"a", "\xC2\x85 ", "b"}));
+  const json literal = {{"type", "Split"}, {"pattern", {{"String", "\\s"}}}, {"behavior", "Isolated"}};
+  EXPECT_EQ(pre_tokenize(literal, "x\\sy"), (std::vector<std::string>{"x", "\\s", "y"}));
+}
+
 TEST(PreTokenizer, DocumentedComponents) {
   using V = std::vector<std::string>;
   EXPECT_EQ(pre_tokenize({{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"}},
