@@ -145,6 +145,24 @@ TEST_P(TokenizerGolden, VocabSizeMatches) {
   EXPECT_EQ(tok_->vocab_size(), golden_["vocab_size"].get<size_t>());
 }
 
+TEST_P(TokenizerGolden, SpecialTokensMatchTransformers) {
+  const auto& config = golden_["config"];
+  if (config.empty()) GTEST_SKIP() << "no transformers config recorded for " << GetParam();
+  auto check = [&](const char* name, const std::optional<std::string>& token, std::optional<uint32_t> id) {
+    const std::string id_key = std::string(name) + "_id";
+    if (config[name].is_null()) {
+      EXPECT_FALSE(token.has_value()) << name;
+    } else {
+      EXPECT_EQ(token.value_or("<none>"), config[name].get<std::string>()) << name;
+      EXPECT_EQ(id.value_or(~0u), config[id_key].get<uint32_t>()) << name;
+    }
+  };
+  check("bos_token", tok_->config().bos_token, tok_->bos_id());
+  check("eos_token", tok_->config().eos_token, tok_->eos_id());
+  check("pad_token", tok_->config().pad_token, tok_->pad_id());
+  EXPECT_EQ(tok_->config().chat_template.has_value(), config["has_chat_template"].get<bool>());
+}
+
 INSTANTIATE_TEST_SUITE_P(All, TokenizerGolden,
                          ::testing::Values("qwen3", "gpt-oss", "deepseek-v3", "synthetic-llama2",
                                            "synthetic-metaspace", "synthetic-bytelevel"),
