@@ -45,13 +45,13 @@ base::Status merge_parts(const nlohmann::json& entry, const std::string& where, 
     if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
       return base::corrupt(where + ": expected \"left right\" with exactly one space");
     }
-    *a = s.substr(0, space);
-    *b = s.substr(space + 1);
+    a->assign(s, 0, space);
+    b->assign(s, space + 1, std::string::npos);
     return base::ok_status();
   }
   if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
-    *a = entry[0].get<std::string>();
-    *b = entry[1].get<std::string>();
+    *a = entry[0].get_ref<const std::string&>();
+    *b = entry[1].get_ref<const std::string&>();
     return base::ok_status();
   }
   return base::corrupt(where + ": expected a \"left right\" string or a [left, right] pair");
@@ -99,7 +99,7 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
   model->vocab_.reserve(vocab_it->size());
   for (const auto& [token, id_json] : vocab_it->items()) {
     const auto id = static_cast<uint32_t>(id_json.get<uint64_t>());
-    model->vocab_[token] = id;
+    model->vocab_.insert_or_assign(token, id);
     model->id_to_token_[id] = token;
     model->id_present_[id] = true;
   }
@@ -107,7 +107,9 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
   std::fill(std::begin(model->fallback_ids_), std::end(model->fallback_ids_), -1);
   if (byte_level) {
     model->raw_vocab_.reserve(model->vocab_.size());
-    for (const auto& [token, id] : model->vocab_) {
+    for (size_t k = 0; k < model->vocab_.size(); ++k) {
+      const std::string& token = model->vocab_.key_at(k);
+      const uint32_t id = model->vocab_.id_at(k);
       std::string raw;
       bool ok = true;
       size_t pos = 0;
@@ -122,53 +124,53 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
       }
       if (!ok) continue;
       if (raw.size() == 1) model->byte_ids_[static_cast<uint8_t>(raw[0])] = id;
-      model->raw_vocab_[raw] = id;
+      model->raw_vocab_.insert_or_assign(raw, id);
     }
   }
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    if (const auto it = model->vocab_.find(name); it != model->vocab_.end()) model->fallback_ids_[b] = it->second;
+    model->fallback_ids_[b] = model->vocab_.find(name);
   }
 
   NIBBLE_ASSIGN_OR_RETURN(const std::string unk, json_string_or(spec, "unk_token", where, ""));
   if (!unk.empty()) {
-    const auto it = model->vocab_.find(unk);
-    if (it == model->vocab_.end()) return base::corrupt(where + ".unk_token: \"" + unk + "\" is not in the vocab");
-    model->unk_id_ = it->second;
+    const int64_t unk_id = model->vocab_.find(unk);
+    if (unk_id < 0) return base::corrupt(where + ".unk_token: \"" + unk + "\" is not in the vocab");
+    model->unk_id_ = static_cast<uint32_t>(unk_id);
   }
 
   NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* merges, json_array(spec, "merges", where));
   model->merges_.reserve(merges->size());
   const size_t prefix_len = model->continuing_subword_prefix_.size();
-  std::string a, b;
+  std::string a, b, merged;
   for (size_t i = 0; i < merges->size(); ++i) {
     const std::string item_where = where + ".merges[" + std::to_string(i) + "]";
     NIBBLE_TRY(merge_parts((*merges)[i], item_where, &a, &b));
-    const auto a_it = model->vocab_.find(a);
-    const auto b_it = model->vocab_.find(b);
-    if (a_it == model->vocab_.end()) return base::corrupt(item_where + ": token \"" + a + "\" is not in the vocab");
-    if (b_it == model->vocab_.end()) return base::corrupt(item_where + ": token \"" + b + "\" is not in the vocab");
-    std::string merged = a;
+    const int64_t a_id = model->vocab_.find(a);
+    const int64_t b_id = model->vocab_.find(b);
+    if (a_id < 0) return base::corrupt(item_where + ": token \"" + a + "\" is not in the vocab");
+    if (b_id < 0) return base::corrupt(item_where + ": token \"" + b + "\" is not in the vocab");
+    merged = a;
     if (prefix_len > 0 && b.compare(0, prefix_len, model->continuing_subword_prefix_) == 0) {
       merged.append(b, prefix_len, std::string::npos);
     } else {
       merged += b;
     }
-    const auto m_it = model->vocab_.find(merged);
-    if (m_it == model->vocab_.end()) {
+    const int64_t merged_id = model->vocab_.find(merged);
+    if (merged_id < 0) {
       return base::corrupt(item_where + ": merged token \"" + merged + "\" is not in the vocab");
     }
-    model->merges_.insert(pair_key(a_it->second, b_it->second),
-                          PairMergeMap::Merge{static_cast<uint32_t>(i), m_it->second});
+    model->merges_.insert(pair_key(static_cast<uint32_t>(a_id), static_cast<uint32_t>(b_id)),
+                          PairMergeMap::Merge{static_cast<uint32_t>(i), static_cast<uint32_t>(merged_id)});
   }
   return model;
 }
 
 std::optional<uint32_t> BpeModel::token_to_id(std::string_view token) const {
-  const auto it = vocab_.find(std::string(token));
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  const int64_t id = vocab_.find(token);
+  if (id < 0) return std::nullopt;
+  return static_cast<uint32_t>(id);
 }
 
 const std::string* BpeModel::id_to_token(uint32_t id) const {
@@ -178,9 +180,9 @@ const std::string* BpeModel::id_to_token(uint32_t id) const {
 
 std::optional<uint32_t> BpeModel::lookup_piece(std::string_view piece) const {
   const auto& map = byte_level_ ? raw_vocab_ : vocab_;
-  const auto it = map.find(std::string(piece));
-  if (it == map.end()) return std::nullopt;
-  return it->second;
+  const int64_t id = map.find(piece);
+  if (id < 0) return std::nullopt;
+  return static_cast<uint32_t>(id);
 }
 
 void BpeModel::initial_symbols(std::string_view piece, std::vector<uint32_t>* symbols) const {
@@ -202,7 +204,7 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<uint32_t>* sy
       if (begin > 0) unit += continuing_subword_prefix_;
       unit.append(piece.substr(begin, pos - begin));
       if (pos == piece.size()) unit += end_of_word_suffix_;
-      if (const auto it = vocab_.find(unit); it != vocab_.end()) id = it->second;
+      id = vocab_.find(unit);
     }
     if (id >= 0) {
       if (pending_unk >= 0) symbols->push_back(static_cast<uint32_t>(pending_unk));

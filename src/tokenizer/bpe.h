@@ -18,6 +18,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "base/status.h"
+#include "tokenizer/string_id_map.h"
 
 namespace nibble::tokenizer {
 
@@ -83,10 +84,10 @@ class BpeModel {
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;
 
-  std::unordered_map<std::string, uint32_t> vocab_;       // token string -> id
+  StringIdMap vocab_;                                      // token string -> id
   std::vector<std::string> id_to_token_;                   // id -> token string ("" for holes)
   std::vector<bool> id_present_;
-  std::unordered_map<std::string, uint32_t> raw_vocab_;   // byte-level: raw bytes -> id
+  StringIdMap raw_vocab_;                                  // byte-level: raw bytes -> id
   int64_t byte_ids_[256];                                  // byte-level: id of each single byte, -1 if none
   int64_t fallback_ids_[256];                              // byte_fallback: id of "<0xXX>", -1 if none
   PairMergeMap merges_;
