@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto tok = nibble::tokenizer::Tokenizer::from_json_string(json, "fuzz");
   if (!tok.ok()) return 0;
   const auto& t = *tok.value();
-  auto ids = t.encode("Hello, world! <s> 123  \n\t caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 <|im_start|>", true);
+  auto ids = t.encode(
+      "Hello, world! <s> 123  \n\t caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 <|im_start|>", true);
   if (!ids.ok()) return 0;
   (void)t.decode(*ids, false);
   (void)t.decode(*ids, true);

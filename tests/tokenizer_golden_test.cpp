@@ -40,7 +40,8 @@ std::string show_ids(const std::vector<uint32_t>& ids) {
 class TokenizerGolden : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    const std::string golden_path = std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/tokenizers/" + GetParam() + ".json";
+    const std::string golden_path =
+        std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/tokenizers/" + GetParam() + ".json";
     auto text = base::read_file(golden_path);
     ASSERT_TRUE(text.ok()) << text.status().message();
     golden_ = nlohmann::json::parse(*text);
@@ -97,13 +98,14 @@ TEST_P(TokenizerGolden, EncodeDecodeMatchHuggingFace) {
     ASSERT_TRUE(ids.ok() && ids_ns.ok()) << ids.status().message();
     if (*ids != expected || *ids_ns != expected_ns) {
       if (++failures <= kMaxReported) {
-        ADD_FAILURE() << GetParam() << ": ids differ for \"" << show(text) << "\"\n  nibble: " << show_ids(*ids_ns)
-                      << "\n  HF:     " << show_ids(expected_ns);
+        ADD_FAILURE() << GetParam() << ": ids differ for \"" << show(text)
+                      << "\"\n  nibble: " << show_ids(*ids_ns) << "\n  HF:     " << show_ids(expected_ns);
       }
       continue;
     }
     const std::string decoded = tok_->decode(expected_ns, false);
-    EXPECT_EQ(decoded, c["decoded"].get<std::string>()) << GetParam() << ": decode of \"" << show(text) << "\"";
+    EXPECT_EQ(decoded, c["decoded"].get<std::string>())
+        << GetParam() << ": decode of \"" << show(text) << "\"";
     EXPECT_EQ(tok_->decode(expected, true), c["decoded_skip_special"].get<std::string>())
         << GetParam() << ": decode(skip_special_tokens) of \"" << show(text) << "\"";
     if (c["roundtrip"].get<bool>()) {
@@ -112,10 +114,12 @@ TEST_P(TokenizerGolden, EncodeDecodeMatchHuggingFace) {
     }
     if (c.contains("stream")) {
       const auto deltas = stream(expected_ns, false, /*check_total=*/true);
-      EXPECT_EQ(deltas, c["stream"].get<std::vector<std::string>>()) << GetParam() << ": stream of \"" << show(text) << "\"";
+      EXPECT_EQ(deltas, c["stream"].get<std::vector<std::string>>())
+          << GetParam() << ": stream of \"" << show(text) << "\"";
     }
   }
-  EXPECT_EQ(failures, 0) << GetParam() << ": " << failures << " of " << golden_["cases"].size() << " texts differ";
+  EXPECT_EQ(failures, 0) << GetParam() << ": " << failures << " of " << golden_["cases"].size()
+                         << " texts differ";
   EXPECT_GT(roundtrips, 0);
 }
 

@@ -88,7 +88,8 @@ void add_tokenize(CLI::App& app, CommandFn* run) {
   auto* text = cmd->add_option("--text", args->text, "Text to tokenize");
   auto* file = cmd->add_option("--file", args->file, "File whose contents to tokenize");
   text->excludes(file);
-  cmd->add_flag("--no-special", args->no_special, "Do not add the post-processor's special tokens (e.g. BOS)");
+  cmd->add_flag("--no-special", args->no_special,
+                "Do not add the post-processor's special tokens (e.g. BOS)");
   cmd->callback([run, args, text, file] {
     if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("--text or --file");
     *run = [args] { return run_tokenize(*args); };

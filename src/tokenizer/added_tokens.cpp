@@ -58,7 +58,8 @@ std::pair<int64_t, size_t> AddedVocabulary::Trie::longest_at(std::string_view te
 
 void AddedVocabulary::build(std::vector<AddedToken> tokens, const Normalizer* normalizer) {
   tokens_ = std::move(tokens);
-  std::stable_sort(tokens_.begin(), tokens_.end(), [](const AddedToken& a, const AddedToken& b) { return a.id < b.id; });
+  std::stable_sort(tokens_.begin(), tokens_.end(),
+                   [](const AddedToken& a, const AddedToken& b) { return a.id < b.id; });
   raw_trie_ = Trie();
   normalized_trie_ = Trie();
   by_id_.clear();
@@ -136,7 +137,8 @@ void AddedVocabulary::split(const Segment& segment, const Trie& trie, std::vecto
       out->push_back(Segment{std::string(text.substr(start_offset, start - start_offset)), -1,
                              segment.at_start && start_offset == 0});
     }
-    out->push_back(Segment{std::string(text.substr(start, stop - start)), token.id, segment.at_start && start == 0});
+    out->push_back(
+        Segment{std::string(text.substr(start, stop - start)), token.id, segment.at_start && start == 0});
     start_offset = stop;
   }
   if (start_offset == 0) {

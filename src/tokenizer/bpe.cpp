@@ -35,10 +35,13 @@ void PairMergeMap::insert(uint64_t key, Merge merge) {
 
 namespace {
 
-uint64_t pair_key(uint32_t left, uint32_t right) { return (uint64_t{left} << 32) | right; }
+uint64_t pair_key(uint32_t left, uint32_t right) {
+  return (uint64_t{left} << 32) | right;
+}
 
 // Splits a merge entry ("a b" or ["a", "b"]) into its two tokens.
-base::Status merge_parts(const nlohmann::json& entry, const std::string& where, std::string* a, std::string* b) {
+base::Status merge_parts(const nlohmann::json& entry, const std::string& where, std::string* a,
+                         std::string* b) {
   if (entry.is_string()) {
     const std::string& s = entry.get_ref<const std::string&>();
     const size_t space = s.find(' ');
@@ -79,7 +82,8 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
   }
 
   const auto vocab_it = spec.find("vocab");
-  if (vocab_it == spec.end() || !vocab_it->is_object()) return base::corrupt(where + ".vocab: missing or not an object");
+  if (vocab_it == spec.end() || !vocab_it->is_object())
+    return base::corrupt(where + ".vocab: missing or not an object");
   // Ids index a dense table: check them all, and refuse ids far sparser than any real vocabulary,
   // before allocating it.
   uint64_t max_id = 0;
@@ -90,8 +94,8 @@ base::Result<std::unique_ptr<BpeModel>> BpeModel::parse(const nlohmann::json& sp
     max_id = std::max<uint64_t>(max_id, id_json.get<uint64_t>());
   }
   if (!vocab_it->empty() && max_id >= 4 * vocab_it->size() + 65536) {
-    return base::corrupt(where + ".vocab: ids are too sparse (largest id " + std::to_string(max_id) + " for " +
-                         std::to_string(vocab_it->size()) + " tokens)");
+    return base::corrupt(where + ".vocab: ids are too sparse (largest id " + std::to_string(max_id) +
+                         " for " + std::to_string(vocab_it->size()) + " tokens)");
   }
   const size_t num_ids = vocab_it->empty() ? 0 : static_cast<size_t>(max_id) + 1;
   model->id_to_token_.resize(num_ids);
@@ -218,7 +222,8 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<uint32_t>* sy
       if (all) {
         if (pending_unk >= 0) symbols->push_back(static_cast<uint32_t>(pending_unk));
         pending_unk = -1;
-        for (const char c : unit) symbols->push_back(static_cast<uint32_t>(fallback_ids_[static_cast<uint8_t>(c)]));
+        for (const char c : unit)
+          symbols->push_back(static_cast<uint32_t>(fallback_ids_[static_cast<uint8_t>(c)]));
         continue;
       }
     }
@@ -290,7 +295,8 @@ void BpeModel::merge_symbols_long(std::vector<uint32_t>* symbols) const {
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
   auto push = [&](size_t i) {
     if (next[i] < 0) return;
-    if (const auto* m = merges_.find(pair_key(s[i], s[static_cast<size_t>(next[i])]))) heap.push({m->rank, i, m->new_id});
+    if (const auto* m = merges_.find(pair_key(s[i], s[static_cast<size_t>(next[i])])))
+      heap.push({m->rank, i, m->new_id});
   };
   for (size_t i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
@@ -337,7 +343,8 @@ void BpeModel::tokenize(std::string_view piece, std::vector<uint32_t>* ids) cons
   ids->insert(ids->end(), symbols.begin(), symbols.end());
   if (cacheable) {
     std::unique_lock<std::mutex> lock(cache_mutex_, std::try_to_lock);
-    if (lock.owns_lock() && cache_.size() < kCacheCapacity) cache_.emplace(std::string(piece), std::move(symbols));
+    if (lock.owns_lock() && cache_.size() < kCacheCapacity)
+      cache_.emplace(std::string(piece), std::move(symbols));
   }
 }
 

@@ -9,13 +9,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "base/status.h"
 #include "tokenizer/string_id_map.h"
@@ -84,12 +83,12 @@ class BpeModel {
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;
 
-  StringIdMap vocab_;                                      // token string -> id
-  std::vector<std::string> id_to_token_;                   // id -> token string ("" for holes)
+  StringIdMap vocab_;                     // token string -> id
+  std::vector<std::string> id_to_token_;  // id -> token string ("" for holes)
   std::vector<bool> id_present_;
-  StringIdMap raw_vocab_;                                  // byte-level: raw bytes -> id
-  int64_t byte_ids_[256];                                  // byte-level: id of each single byte, -1 if none
-  int64_t fallback_ids_[256];                              // byte_fallback: id of "<0xXX>", -1 if none
+  StringIdMap raw_vocab_;      // byte-level: raw bytes -> id
+  int64_t byte_ids_[256];      // byte-level: id of each single byte, -1 if none
+  int64_t fallback_ids_[256];  // byte_fallback: id of "<0xXX>", -1 if none
   PairMergeMap merges_;
 
   // Cache of recent pieces (bounded; skipped under contention).

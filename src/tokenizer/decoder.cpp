@@ -47,7 +47,8 @@ class ByteLevelDecoder final : public Decoder {
 
 class MetaspaceDecoder final : public Decoder {
  public:
-  MetaspaceDecoder(char32_t replacement, bool strip_first) : replacement_(replacement), strip_first_(strip_first) {}
+  MetaspaceDecoder(char32_t replacement, bool strip_first)
+      : replacement_(replacement), strip_first_(strip_first) {}
   void decode_chain(std::vector<std::string>* tokens) const override {
     for (size_t i = 0; i < tokens->size(); ++i) {
       std::string out;
@@ -88,7 +89,8 @@ class ByteFallbackDecoder final : public Decoder {
     };
     for (std::string& token : *tokens) {
       int byte = -1;
-      if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>') byte = parse_hex_byte(token[3], token[4]);
+      if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>')
+        byte = parse_hex_byte(token[3], token[4]);
       if (byte >= 0) {
         pending.push_back(static_cast<char>(byte));
       } else {
@@ -149,7 +151,8 @@ class StripDecoder final : public Decoder {
 
 class ReplaceDecoder final : public Decoder {
  public:
-  ReplaceDecoder(Regex pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  ReplaceDecoder(Regex pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void decode_chain(std::vector<std::string>* tokens) const override {
     std::vector<std::pair<size_t, size_t>> matches;
     for (std::string& token : *tokens) {
@@ -203,7 +206,8 @@ base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec,
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "ByteLevel") return std::unique_ptr<Decoder>(new ByteLevelDecoder());
   if (type == "Metaspace") {
-    NIBBLE_ASSIGN_OR_RETURN(const char32_t replacement, single_char(spec, "replacement", where, "\xE2\x96\x81"));
+    NIBBLE_ASSIGN_OR_RETURN(const char32_t replacement,
+                            single_char(spec, "replacement", where, "\xE2\x96\x81"));
     NIBBLE_ASSIGN_OR_RETURN(const std::string scheme, json_string_or(spec, "prepend_scheme", where, ""));
     bool strip_first = true;
     if (scheme.empty()) {
@@ -233,7 +237,8 @@ base::Result<std::unique_ptr<Decoder>> parse_decoder(const nlohmann::json& spec,
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "decoders", where));
     std::vector<std::unique_ptr<Decoder>> parts;
     for (size_t i = 0; i < items->size(); ++i) {
-      NIBBLE_ASSIGN_OR_RETURN(auto part, parse_decoder((*items)[i], where + ".decoders[" + std::to_string(i) + "]", depth + 1));
+      NIBBLE_ASSIGN_OR_RETURN(
+          auto part, parse_decoder((*items)[i], where + ".decoders[" + std::to_string(i) + "]", depth + 1));
       if (part) parts.push_back(std::move(part));
     }
     return std::unique_ptr<Decoder>(new SequenceDecoder(std::move(parts)));

@@ -25,8 +25,8 @@ class IncrementalDetokenizer {
  private:
   const Tokenizer* tokenizer_;
   bool skip_special_tokens_;
-  std::vector<uint32_t> ids_;   // the window: ids from the previous emission point on
-  std::string prefix_;          // decode of ids_[0, prefix_index_)
+  std::vector<uint32_t> ids_;  // the window: ids from the previous emission point on
+  std::string prefix_;         // decode of ids_[0, prefix_index_)
   size_t prefix_index_ = 0;
 };
 

@@ -17,15 +17,16 @@ base::Result<std::string> json_string(const nlohmann::json& spec, const char* ke
   return it->get<std::string>();
 }
 
-base::Result<std::string> json_string_or(const nlohmann::json& spec, const char* key, const std::string& where,
-                                         const std::string& fallback) {
+base::Result<std::string> json_string_or(const nlohmann::json& spec, const char* key,
+                                         const std::string& where, const std::string& fallback) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
   if (!it->is_string()) return base::corrupt(where + "." + key + ": not a string");
   return it->get<std::string>();
 }
 
-base::Result<bool> json_bool(const nlohmann::json& spec, const char* key, const std::string& where, bool fallback) {
+base::Result<bool> json_bool(const nlohmann::json& spec, const char* key, const std::string& where,
+                             bool fallback) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) return base::corrupt(where + "." + key + ": not a boolean");
@@ -44,13 +45,15 @@ base::Result<uint64_t> json_uint(const nlohmann::json& spec, const char* key, co
 base::Result<const nlohmann::json*> json_array(const nlohmann::json& spec, const char* key,
                                                const std::string& where) {
   const auto it = spec.find(key);
-  if (it == spec.end() || !it->is_array()) return base::corrupt(where + "." + key + ": missing or not an array");
+  if (it == spec.end() || !it->is_array())
+    return base::corrupt(where + "." + key + ": missing or not an array");
   return &*it;
 }
 
 base::Result<Regex> json_pattern(const nlohmann::json& spec, const std::string& where) {
   const auto it = spec.find("pattern");
-  if (it == spec.end() || !it->is_object()) return base::corrupt(where + ".pattern: missing or not an object");
+  if (it == spec.end() || !it->is_object())
+    return base::corrupt(where + ".pattern: missing or not an object");
   if (const auto s = it->find("String"); s != it->end() && s->is_string()) {
     return Regex::literal(s->get<std::string>(), where + ".pattern.String");
   }

@@ -27,9 +27,9 @@ class UnicodeNormalizer final : public Normalizer {
   void normalize(std::string* text) const override {
     if (is_ascii(*text)) return;  // ASCII is invariant under every normalization form
     utf8proc_uint8_t* out = nullptr;
-    const utf8proc_ssize_t num_bytes =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text->data()),
-                     static_cast<utf8proc_ssize_t>(text->size()), &out, static_cast<utf8proc_option_t>(options_));
+    const utf8proc_ssize_t num_bytes = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text->data()),
+                                                    static_cast<utf8proc_ssize_t>(text->size()), &out,
+                                                    static_cast<utf8proc_option_t>(options_));
     if (num_bytes >= 0 && out != nullptr) text->assign(reinterpret_cast<const char*>(out), num_bytes);
     std::free(out);
   }
@@ -65,7 +65,8 @@ class PrependNormalizer final : public Normalizer {
 
 class ReplaceNormalizer final : public Normalizer {
  public:
-  ReplaceNormalizer(Regex pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  ReplaceNormalizer(Regex pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void normalize(std::string* text) const override {
     std::vector<std::pair<size_t, size_t>> matches;
     if (!pattern_.find_all(*text, &matches).ok() || matches.empty()) return;
@@ -126,14 +127,17 @@ class SequenceNormalizer final : public Normalizer {
 
 }  // namespace
 
-base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where,
-                                                           int depth) {
+base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec,
+                                                           const std::string& where, int depth) {
   if (spec.is_null()) return std::unique_ptr<Normalizer>();
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
-  if (type == "NFC") return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (type == "NFD") return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
+  if (type == "NFC")
+    return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (type == "NFD")
+    return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
   if (type == "NFKC") {
-    return std::unique_ptr<Normalizer>(new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+    return std::unique_ptr<Normalizer>(
+        new UnicodeNormalizer(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
   }
   if (type == "NFKD") {
     return std::unique_ptr<Normalizer>(
@@ -159,8 +163,9 @@ base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json&
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "normalizers", where));
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (size_t i = 0; i < items->size(); ++i) {
-      NIBBLE_ASSIGN_OR_RETURN(auto part,
-                              parse_normalizer((*items)[i], where + ".normalizers[" + std::to_string(i) + "]", depth + 1));
+      NIBBLE_ASSIGN_OR_RETURN(
+          auto part,
+          parse_normalizer((*items)[i], where + ".normalizers[" + std::to_string(i) + "]", depth + 1));
       if (part) parts.push_back(std::move(part));
     }
     return std::unique_ptr<Normalizer>(new SequenceNormalizer(std::move(parts)));

@@ -3,9 +3,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 #include "base/status.h"
 
@@ -20,7 +19,7 @@ class Normalizer {
 
 // Builds a normalizer from its JSON object; `where` names the field for error messages.
 // A null JSON value yields nullptr (no normalizer).
-base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec, const std::string& where,
-                                                           int depth = 0);
+base::Result<std::unique_ptr<Normalizer>> parse_normalizer(const nlohmann::json& spec,
+                                                           const std::string& where, int depth = 0);
 
 }  // namespace nibble::tokenizer

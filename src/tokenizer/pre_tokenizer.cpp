@@ -191,7 +191,8 @@ class MetaspacePreTokenizer final : public PreTokenizer {
         }
       }
       const bool starts = text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece.at_start))) {
+      if (!starts &&
+          (scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece.at_start))) {
         text.insert(0, replacement_);
       }
       Piece replaced{std::move(text), piece.at_start};
@@ -218,7 +219,8 @@ class MetaspacePreTokenizer final : public PreTokenizer {
 
 class SequencePreTokenizer final : public PreTokenizer {
  public:
-  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
+  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts)
+      : parts_(std::move(parts)) {}
   base::Status pre_tokenize(std::vector<Piece>* pieces) const override {
     for (const auto& part : parts_) NIBBLE_TRY(part->pre_tokenize(pieces));
     return base::ok_status();
@@ -228,7 +230,8 @@ class SequencePreTokenizer final : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
 
-base::Result<Behavior> parse_behavior(const nlohmann::json& spec, const std::string& where, Behavior fallback) {
+base::Result<Behavior> parse_behavior(const nlohmann::json& spec, const std::string& where,
+                                      Behavior fallback) {
   NIBBLE_ASSIGN_OR_RETURN(const std::string name, json_string_or(spec, "behavior", where, ""));
   if (name.empty()) return fallback;
   if (name == "Removed") return Behavior::kRemoved;
@@ -244,7 +247,7 @@ constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec, const std::string& where,
-                                                       bool* byte_level, int depth) {
+                                                      bool* byte_level, int depth) {
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "Split") {
     NIBBLE_ASSIGN_OR_RETURN(Regex pattern, json_pattern(spec, where));
@@ -264,7 +267,8 @@ base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec
     return std::unique_ptr<PreTokenizer>(new ByteLevelPreTokenizer(add_prefix_space, std::move(split)));
   }
   if (type == "Metaspace") {
-    NIBBLE_ASSIGN_OR_RETURN(std::string replacement, json_string_or(spec, "replacement", where, "\xE2\x96\x81"));
+    NIBBLE_ASSIGN_OR_RETURN(std::string replacement,
+                            json_string_or(spec, "replacement", where, "\xE2\x96\x81"));
     size_t pos = 0;
     if (replacement.empty() || find_invalid_utf8(replacement) != std::string::npos ||
         (next_code_point(replacement, &pos), pos != replacement.size())) {
@@ -297,7 +301,8 @@ base::Result<std::unique_ptr<PreTokenizer>> parse_one(const nlohmann::json& spec
   }
   if (type == "WhitespaceSplit") return make_char_split(is_white_space, Behavior::kRemoved);
   if (type == "Whitespace") {
-    NIBBLE_ASSIGN_OR_RETURN(Regex pattern, Regex::compile(R"(\w+|[^\w\s]+)", where + " (Whitespace pattern)"));
+    NIBBLE_ASSIGN_OR_RETURN(Regex pattern,
+                            Regex::compile(R"(\w+|[^\w\s]+)", where + " (Whitespace pattern)"));
     return std::unique_ptr<PreTokenizer>(new SplitPreTokenizer(std::move(pattern), Behavior::kRemoved, true));
   }
   if (type == "Sequence") {

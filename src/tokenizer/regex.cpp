@@ -104,8 +104,9 @@ base::Result<Regex> Regex::compile(const std::string& onig_pattern, const std::s
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   const std::string pattern = onig_compatible(onig_pattern);
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error_code, &error_offset, nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     return base::invalid_argument(what + ": cannot compile regex at offset " + std::to_string(error_offset) +
                                   ": " + pcre2_message(error_code));
@@ -136,7 +137,8 @@ base::Result<Regex> Regex::literal(const std::string& text, const std::string& w
 
 base::Status Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>* matches) const {
   ThreadMatchState& state = thread_match_state();
-  if (state.match_data == nullptr) return base::resource_exhausted(what_ + ": cannot allocate regex match data");
+  if (state.match_data == nullptr)
+    return base::resource_exhausted(what_ + ": cannot allocate regex match data");
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {

@@ -52,8 +52,8 @@ class StringIdMap {
 
  private:
   struct Slot {
-    uint32_t tag = 0;          // upper hash bits, to skip most string compares
-    uint32_t index_plus_1 = 0; // 0 = empty
+    uint32_t tag = 0;           // upper hash bits, to skip most string compares
+    uint32_t index_plus_1 = 0;  // 0 = empty
   };
   static uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
   void place(uint64_t h, uint32_t index) {

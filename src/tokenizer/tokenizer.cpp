@@ -18,7 +18,8 @@ base::Result<AddedToken> parse_added_token(const nlohmann::json& spec, const std
   }
   token.id = static_cast<uint32_t>(id->get<uint64_t>());
   NIBBLE_ASSIGN_OR_RETURN(token.content, json_string(spec, "content", where));
-  if (find_invalid_utf8(token.content) != std::string::npos) return base::corrupt(where + ".content: invalid UTF-8");
+  if (find_invalid_utf8(token.content) != std::string::npos)
+    return base::corrupt(where + ".content: invalid UTF-8");
   NIBBLE_ASSIGN_OR_RETURN(token.special, json_bool(spec, "special", where, false));
   NIBBLE_ASSIGN_OR_RETURN(token.normalized, json_bool(spec, "normalized", where, !token.special));
   NIBBLE_ASSIGN_OR_RETURN(token.lstrip, json_bool(spec, "lstrip", where, false));
@@ -37,8 +38,9 @@ base::Result<uint32_t> pair_id(const nlohmann::json& spec, const char* key, cons
 }
 
 // Reads a single-sequence post-processor into prefix/suffix ids.
-base::Status parse_post_processor(const nlohmann::json& spec, const std::string& where, std::vector<uint32_t>* prefix,
-                                  std::vector<uint32_t>* suffix, int depth = 0) {
+base::Status parse_post_processor(const nlohmann::json& spec, const std::string& where,
+                                  std::vector<uint32_t>* prefix, std::vector<uint32_t>* suffix,
+                                  int depth = 0) {
   if (spec.is_null()) return base::ok_status();
   NIBBLE_ASSIGN_OR_RETURN(const std::string type, json_type(spec, where));
   if (type == "ByteLevel") return base::ok_status();  // only changes offsets
@@ -62,15 +64,19 @@ base::Status parse_post_processor(const nlohmann::json& spec, const std::string&
         continue;
       }
       const auto special = item.find("SpecialToken");
-      if (special == item.end() || !special->is_object()) return base::corrupt(item_where + ": unknown template item");
-      NIBBLE_ASSIGN_OR_RETURN(const std::string name, json_string(*special, "id", item_where + ".SpecialToken"));
+      if (special == item.end() || !special->is_object())
+        return base::corrupt(item_where + ": unknown template item");
+      NIBBLE_ASSIGN_OR_RETURN(const std::string name,
+                              json_string(*special, "id", item_where + ".SpecialToken"));
       if (specials == spec.end() || !specials->is_object() || !specials->contains(name)) {
         return base::corrupt(item_where + ": special token \"" + name + "\" is not in special_tokens");
       }
-      NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* ids,
-                              json_array((*specials)[name], "ids", where + ".special_tokens[\"" + name + "\"]"));
+      NIBBLE_ASSIGN_OR_RETURN(
+          const nlohmann::json* ids,
+          json_array((*specials)[name], "ids", where + ".special_tokens[\"" + name + "\"]"));
       for (const auto& id : *ids) {
-        if (!id.is_number_unsigned()) return base::corrupt(where + ".special_tokens[\"" + name + "\"].ids: not ids");
+        if (!id.is_number_unsigned())
+          return base::corrupt(where + ".special_tokens[\"" + name + "\"].ids: not ids");
         (seen_sequence ? after : before).push_back(static_cast<uint32_t>(id.get<uint64_t>()));
       }
     }
@@ -82,8 +88,8 @@ base::Status parse_post_processor(const nlohmann::json& spec, const std::string&
     if (depth >= kMaxSequenceDepth) return base::corrupt(where + ": Sequence nested too deeply");
     NIBBLE_ASSIGN_OR_RETURN(const nlohmann::json* items, json_array(spec, "processors", where));
     for (size_t i = 0; i < items->size(); ++i) {
-      NIBBLE_TRY(parse_post_processor((*items)[i], where + ".processors[" + std::to_string(i) + "]", prefix, suffix,
-                                      depth + 1));
+      NIBBLE_TRY(parse_post_processor((*items)[i], where + ".processors[" + std::to_string(i) + "]", prefix,
+                                      suffix, depth + 1));
     }
     return base::ok_status();
   }
@@ -119,13 +125,15 @@ base::Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_string(std::string
     // Only matters for batch encoding to a fixed length, which nibble never asks for.
   }
   NIBBLE_ASSIGN_OR_RETURN(tok->normalizer_, parse_normalizer(field("normalizer"), origin + ": normalizer"));
-  NIBBLE_ASSIGN_OR_RETURN(ParsedPreTokenizer pre, parse_pre_tokenizer(field("pre_tokenizer"), origin + ": pre_tokenizer"));
+  NIBBLE_ASSIGN_OR_RETURN(ParsedPreTokenizer pre,
+                          parse_pre_tokenizer(field("pre_tokenizer"), origin + ": pre_tokenizer"));
   tok->pre_tokenizer_ = std::move(pre.pre_tokenizer);
   const nlohmann::json& model = field("model");
-  NIBBLE_ASSIGN_OR_RETURN(const std::string model_type,
-                          model.is_object() && !model.contains("type") ? std::string("BPE")
-                                                                        : json_type(model, origin + ": model"));
-  if (model_type != "BPE") return base::unsupported(origin + ": model: unsupported model type \"" + model_type + "\"");
+  NIBBLE_ASSIGN_OR_RETURN(const std::string model_type, model.is_object() && !model.contains("type")
+                                                            ? std::string("BPE")
+                                                            : json_type(model, origin + ": model"));
+  if (model_type != "BPE")
+    return base::unsupported(origin + ": model: unsupported model type \"" + model_type + "\"");
   NIBBLE_ASSIGN_OR_RETURN(tok->model_, BpeModel::parse(model, pre.byte_level, origin + ": model"));
   NIBBLE_ASSIGN_OR_RETURN(tok->decoder_, parse_decoder(field("decoder"), origin + ": decoder"));
   NIBBLE_TRY(parse_post_processor(field("post_processor"), origin + ": post_processor", &tok->post_prefix_,
@@ -136,8 +144,9 @@ base::Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_string(std::string
   if (!added_json.is_null()) {
     if (!added_json.is_array()) return base::corrupt(origin + ": added_tokens: not an array");
     for (size_t i = 0; i < added_json.size(); ++i) {
-      NIBBLE_ASSIGN_OR_RETURN(AddedToken token,
-                              parse_added_token(added_json[i], origin + ": added_tokens[" + std::to_string(i) + "]"));
+      NIBBLE_ASSIGN_OR_RETURN(
+          AddedToken token,
+          parse_added_token(added_json[i], origin + ": added_tokens[" + std::to_string(i) + "]"));
       if (!token.content.empty()) added.push_back(std::move(token));
     }
   }
@@ -256,8 +265,14 @@ std::optional<uint32_t> Tokenizer::config_token_id(const std::optional<std::stri
   return token_to_id(*token);
 }
 
-std::optional<uint32_t> Tokenizer::bos_id() const { return config_token_id(config_.bos_token); }
-std::optional<uint32_t> Tokenizer::eos_id() const { return config_token_id(config_.eos_token); }
-std::optional<uint32_t> Tokenizer::pad_id() const { return config_token_id(config_.pad_token); }
+std::optional<uint32_t> Tokenizer::bos_id() const {
+  return config_token_id(config_.bos_token);
+}
+std::optional<uint32_t> Tokenizer::eos_id() const {
+  return config_token_id(config_.eos_token);
+}
+std::optional<uint32_t> Tokenizer::pad_id() const {
+  return config_token_id(config_.pad_token);
+}
 
 }  // namespace nibble::tokenizer

@@ -40,8 +40,8 @@ class Tokenizer {
   // Loads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json.
   static base::Result<std::unique_ptr<Tokenizer>> from_dir(const std::string& dir);
   // Loads a tokenizer.json document; `origin` names it in error messages.
-  static base::Result<std::unique_ptr<Tokenizer>> from_json_string(std::string_view json,
-                                                                   const std::string& origin = "tokenizer.json");
+  static base::Result<std::unique_ptr<Tokenizer>> from_json_string(
+      std::string_view json, const std::string& origin = "tokenizer.json");
   // Adds tokenizer_config.json's contents (special token names, chat template).
   base::Status load_config_json(std::string_view json, const std::string& origin);
 

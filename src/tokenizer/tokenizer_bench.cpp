@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     t1 = Clock::now();
     best_lines = std::min(best_lines, std::chrono::duration<double>(t1 - t0).count());
   }
-  std::printf("nibble %s: %.2f MB, %zu tokens; whole text %.2f MB/s; per line (%zu lines) %.2f MB/s\n", argv[1], mb,
-              num_tokens, mb / best_whole, lines.size(), mb / best_lines);
+  std::printf("nibble %s: %.2f MB, %zu tokens; whole text %.2f MB/s; per line (%zu lines) %.2f MB/s\n",
+              argv[1], mb, num_tokens, mb / best_whole, lines.size(), mb / best_lines);
   return 0;
 }

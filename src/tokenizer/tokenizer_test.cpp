@@ -68,9 +68,8 @@ TEST(PreTokenizer, SplitBehaviorsAsDocumented) {
 
 TEST(PreTokenizer, RegexSplitWithLookahead) {
   // GPT-2 style: trailing spaces before a word stay apart from it.
-  const json spec = {{"type", "Split"},
-                     {"pattern", {{"Regex", R"( ?\p{L}+|\s+(?!\S)|\s+)"}}},
-                     {"behavior", "Isolated"}};
+  const json spec = {
+      {"type", "Split"}, {"pattern", {{"Regex", R"( ?\p{L}+|\s+(?!\S)|\s+)"}}}, {"behavior", "Isolated"}};
   EXPECT_EQ(pre_tokenize(spec, "a   b"), (std::vector<std::string>{"a", "  ", " b"}));
 }
 
@@ -85,9 +84,12 @@ TEST(PreTokenizer, WhitespaceClassIsUnicodeWhiteSpace) {
 
 TEST(PreTokenizer, DocumentedComponents) {
   using V = std::vector<std::string>;
-  EXPECT_EQ(pre_tokenize({{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"}},
-                         "Hey friend!"),
-            (V{"\xE2\x96\x81Hey", "\xE2\x96\x81" "friend!"}));
+  EXPECT_EQ(
+      pre_tokenize({{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"}},
+                   "Hey friend!"),
+      (V{"\xE2\x96\x81Hey",
+         "\xE2\x96\x81"
+         "friend!"}));
   EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", true}}, "Call 123 please"),
             (V{"Call ", "1", "2", "3", " please"}));
   EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", false}}, "Call 123 please"),
@@ -104,21 +106,22 @@ TEST(Normalizer, UnicodeFormsAndEdits) {
     (*n)->normalize(&text);
     return text;
   };
-  EXPECT_EQ(run({{"type", "NFC"}}, "cafe\xCC\x81"), "caf\xC3\xA9");             // e + U+0301 -> é
-  EXPECT_EQ(run({{"type", "NFKC"}}, "\xEF\xAC\x81"), "fi");                     // U+FB01 ligature
+  EXPECT_EQ(run({{"type", "NFC"}}, "cafe\xCC\x81"), "caf\xC3\xA9");  // e + U+0301 -> é
+  EXPECT_EQ(run({{"type", "NFKC"}}, "\xEF\xAC\x81"), "fi");          // U+FB01 ligature
   EXPECT_EQ(run({{"type", "NFD"}}, "caf\xC3\xA9"), "cafe\xCC\x81");
-  EXPECT_EQ(run({{"type", "Prepend"}, {"prepend", "_"}}, ""), "");              // only non-empty input
+  EXPECT_EQ(run({{"type", "Prepend"}, {"prepend", "_"}}, ""), "");  // only non-empty input
   EXPECT_EQ(run({{"type", "Prepend"}, {"prepend", "_"}}, "a"), "_a");
   EXPECT_EQ(run({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "_"}}, "a b  c"), "a_b__c");
-  EXPECT_EQ(run({{"type", "Sequence"}, {"normalizers", json::array({json{{"type", "Lowercase"}}})}}, "AbC"), "abc");
+  EXPECT_EQ(run({{"type", "Sequence"}, {"normalizers", json::array({json{{"type", "Lowercase"}}})}}, "AbC"),
+            "abc");
 }
 
 TEST(Decoder, ByteFallbackFuseStrip) {
-  auto parsed = parse_decoder(json{{"type", "Sequence"},
-                                   {"decoders", json::array({json{{"type", "ByteFallback"}}, json{{"type", "Fuse"}},
-                                                             json{{"type", "Strip"}, {"content", " "}, {"start", 1},
-                                                                  {"stop", 0}}})}},
-                              "test");
+  auto parsed = parse_decoder(
+      json{{"type", "Sequence"},
+           {"decoders", json::array({json{{"type", "ByteFallback"}}, json{{"type", "Fuse"}},
+                                     json{{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}},
+      "test");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   // A valid byte run becomes its text; an invalid one becomes one U+FFFD per byte.
   std::vector<std::string> tokens{" <0x61>", "<0xE6>", "<0x97>", "<0xA5>", "x", "<0xE6>", "<0x97>", "y"};
@@ -137,15 +140,18 @@ std::string tiny_tokenizer_json(const json& extra_added = json::array()) {
   }
   vocab["ab"] = 256;
   vocab["abc"] = 257;
-  json added = json::array({json{{"id", 258}, {"content", "<|end|>"}, {"special", true}, {"normalized", false}}});
+  json added =
+      json::array({json{{"id", 258}, {"content", "<|end|>"}, {"special", true}, {"normalized", false}}});
   for (const auto& t : extra_added) added.push_back(t);
-  json doc = {{"version", "1.0"},
-              {"added_tokens", added},
-              {"normalizer", nullptr},
-              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
-              {"post_processor", nullptr},
-              {"decoder", {{"type", "ByteLevel"}}},
-              {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b", json::array({"ab", "c"})})}}}};
+  json doc = {
+      {"version", "1.0"},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model",
+       {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b", json::array({"ab", "c"})})}}}};
   return doc.dump();
 }
 
@@ -200,7 +206,8 @@ TEST(Tokenizer, ErrorsNameTheComponent) {
   doc["pre_tokenizer"] = {{"type", "BertPreTokenizer"}};
   auto tok = Tokenizer::from_json_string(doc.dump(), "x/tokenizer.json");
   ASSERT_FALSE(tok.ok());
-  EXPECT_NE(tok.status().message().find("unsupported pre_tokenizer type \"BertPreTokenizer\""), std::string::npos)
+  EXPECT_NE(tok.status().message().find("unsupported pre_tokenizer type \"BertPreTokenizer\""),
+            std::string::npos)
       << tok.status().message();
 
   doc = json::parse(tiny_tokenizer_json());

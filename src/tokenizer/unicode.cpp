@@ -157,7 +157,9 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
-char32_t byte_to_char(uint8_t b) { return byte_tables().byte_to_cp[b]; }
+char32_t byte_to_char(uint8_t b) {
+  return byte_tables().byte_to_cp[b];
+}
 
 int char_to_byte(char32_t cp) {
   if (cp >= byte_tables().cp_to_byte.size()) return -1;
@@ -196,7 +198,8 @@ bool is_word_char(char32_t cp) {
 
 bool is_punctuation(char32_t cp) {
   if (cp < 0x80) {
-    return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
+    return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
+           (cp >= 123 && cp <= 126);
   }
   switch (category(cp)) {
     case UTF8PROC_CATEGORY_PC:
