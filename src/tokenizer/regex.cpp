@@ -49,9 +49,15 @@ ThreadMatchState& thread_match_state() {
 
 }  // namespace
 
-// Oniguruma's \s (what tokenizers uses) is the Unicode White_Space property; PCRE2's \s with UCP
-// is category Z plus \t\n\v\f\r, which lacks U+0085 (NEXT LINE). Rewrites \s and \S to include
-// it, inside and outside character classes.
+namespace {
+
+// Oniguruma's \s (what tokenizers uses) is exactly the Unicode White_Space property. PCRE2's \s
+// with UCP differs: it lacks U+0085 (NEXT LINE) and includes U+180E (MONGOLIAN VOWEL SEPARATOR).
+// Rewrites \s (and \S outside classes) to the explicit White_Space set.
+constexpr const char* kWhiteSpaceSet =
+    "\\t\\n\\x{0b}\\f\\r\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}"
+    "\\x{3000}";
+
 std::string onig_compatible(const std::string& pattern) {
   std::string out;
   out.reserve(pattern.size() + 16);
@@ -69,9 +75,9 @@ std::string onig_compatible(const std::string& pattern) {
         continue;
       }
       if (e == 's') {
-        out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+        out += in_class ? std::string(kWhiteSpaceSet) : "[" + std::string(kWhiteSpaceSet) + "]";
       } else if (e == 'S' && !in_class) {
-        out += "[^\\s\\x{85}]";
+        out += "[^" + std::string(kWhiteSpaceSet) + "]";
       } else {
         out += c;
         out += e;
@@ -99,6 +105,8 @@ std::string onig_compatible(const std::string& pattern) {
   }
   return out;
 }
+
+}  // namespace
 
 base::Result<Regex> Regex::compile(const std::string& onig_pattern, const std::string& what) {
   int error_code = 0;

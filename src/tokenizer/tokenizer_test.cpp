@@ -78,6 +78,8 @@ TEST(PreTokenizer, WhitespaceClassIsUnicodeWhiteSpace) {
   // rewritten so that both agree with the White_Space property.
   const json spec = {{"type", "Split"}, {"pattern", {{"Regex", R"(\s+|[^\s]+)"}}}, {"behavior", "Isolated"}};
   EXPECT_EQ(pre_tokenize(spec, "a\xC2\x85 b"), (std::vector<std::string>{"a", "\xC2\x85 ", "b"}));
+  // ... and excludes U+180E, which PCRE2 counts as horizontal space.
+  EXPECT_EQ(pre_tokenize(spec, "a\xE1\xA0\x8E b"), (std::vector<std::string>{"a\xE1\xA0\x8E", " ", "b"}));
   const json literal = {{"type", "Split"}, {"pattern", {{"String", "\\s"}}}, {"behavior", "Isolated"}};
   EXPECT_EQ(pre_tokenize(literal, "x\\sy"), (std::vector<std::string>{"x", "\\s", "y"}));
 }

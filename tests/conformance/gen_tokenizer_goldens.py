@@ -78,6 +78,7 @@ def corpus():
         "!!!???...,,,;;;:::---___===+++***",
         "\u0000\u0001\u0007\u001b[0m control \u007f",
         "next\u0085line x\u0085\u0085 y\u000b\u000cz \u2028\u2029 \r\r\n\r end",
+        "mongolian\u180evowel \u180e<s> \u180e  x\u1680y\u202fz\ufeff",
     ]
     for n in range(1, 41):
         texts.append("".join(str((i * 7 + 3) % 10) for i in range(n)))
