@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <array>
+#include <iterator>
 
 namespace nibble::tokenizer {
 namespace {
@@ -196,7 +197,39 @@ bool is_word_char(char32_t cp) {
   }
 }
 
+namespace {
+
+// The Punctuation pre-tokenizer uses older Unicode category tables than utf8proc: these P* code
+// points are not punctuation there, and U+166D and U+111C9 (P* in older versions) still are.
+// Derived by running tokenizers' Punctuation pre-tokenizer over every assigned code point.
+constexpr char32_t kNotPunctuationForHf[][2] = {
+    {0x61D, 0x61D},     {0x9FD, 0x9FD},     {0xA76, 0xA76},     {0xC77, 0xC77},     {0xC84, 0xC84},
+    {0x1B7D, 0x1B7E},   {0x2E43, 0x2E4F},   {0x2E52, 0x2E5D},   {0x10EAD, 0x10EAD}, {0x10F55, 0x10F59},
+    {0x10F86, 0x10F89}, {0x1144B, 0x1144F}, {0x1145A, 0x1145B}, {0x1145D, 0x1145D}, {0x11660, 0x1166C},
+    {0x116B9, 0x116B9}, {0x1183B, 0x1183B}, {0x11944, 0x11946}, {0x119E2, 0x119E2}, {0x11A3F, 0x11A46},
+    {0x11A9A, 0x11A9C}, {0x11A9E, 0x11AA2}, {0x11C41, 0x11C45}, {0x11C70, 0x11C71}, {0x11EF7, 0x11EF8},
+    {0x11FFF, 0x11FFF}, {0x12FF1, 0x12FF2}, {0x16E97, 0x16E9A}, {0x16FE2, 0x16FE2}, {0x1E95E, 0x1E95F}};
+
+bool in_ranges(char32_t cp, const char32_t (*ranges)[2], size_t num_ranges) {
+  size_t lo = 0, hi = num_ranges;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (cp < ranges[mid][0]) {
+      hi = mid;
+    } else if (cp > ranges[mid][1]) {
+      lo = mid + 1;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool is_punctuation(char32_t cp) {
+  if (cp == 0x166D || cp == 0x111C9) return true;
+  if (in_ranges(cp, kNotPunctuationForHf, std::size(kNotPunctuationForHf))) return false;
   if (cp < 0x80) {
     return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
            (cp >= 123 && cp <= 126);

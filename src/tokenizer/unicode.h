@@ -41,7 +41,8 @@ int char_to_byte(char32_t cp);
 bool is_white_space(char32_t cp);
 // Rust regex's Unicode \w (approximated by general category: letters, marks, Nd, Nl, Pc, ZWJ/ZWNJ).
 bool is_word_char(char32_t cp);
-// Unicode general category P* (used by the Punctuation pre-tokenizer) or ASCII punctuation.
+// Punctuation as tokenizers' Punctuation pre-tokenizer sees it: ASCII punctuation or general
+// category P*, by the (older) Unicode tables tokenizers uses.
 bool is_punctuation(char32_t cp);
 // Unicode general category N*.
 bool is_numeric(char32_t cp);

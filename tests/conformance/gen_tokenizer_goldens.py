@@ -11,6 +11,8 @@ decode of random id sequences.
 
 Regenerate (from the repository root):
     /root/.venvs/nibble/bin/python tests/conformance/gen_tokenizer_goldens.py
+With --normalizer-table it instead prints the Unicode tables in src/tokenizer/normalizer.cpp and
+src/tokenizer/unicode.cpp (where tokenizers' own Unicode data is older than utf8proc's).
 Outputs: tests/golden/tokenizers/<name>.json and tests/golden/tokenizers/synthetic/<name>/.
 The synthetic tokenizers are trained only when missing or with --retrain (training is not
 bit-reproducible, so a retrain changes their ids).
@@ -79,6 +81,7 @@ def corpus():
         "\u0000\u0001\u0007\u001b[0m control \u007f",
         "next\u0085line x\u0085\u0085 y\u000b\u000cz \u2028\u2029 \r\r\n\r end",
         "mongolian\u180evowel \u180e<s> \u180e  x\u1680y\u202fz\ufeff",
+        "newer Unicode: a\u1df9\uaaf6b \U0001fbf9 \u32ff \u2e5d x\u2e5dy \U0001079a e\u0301\u1df9",
     ]
     for n in range(1, 41):
         texts.append("".join(str((i * 7 + 3) % 10) for i in range(n)))
@@ -248,7 +251,47 @@ def golden_for(name, tok, source, check_transformers_dir=None):
     }
 
 
+def ranges_of(code_points):
+    out = []
+    for x in sorted(code_points):
+        if out and out[-1][1] == x - 1:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return ", ".join("{0x%X, 0x%X}" % (a, b) for a, b in out)
+
+
+def print_unicode_tables():
+    """Prints the code-point tables in src/tokenizer/normalizer.cpp and unicode.cpp: where the
+    Unicode data inside tokenizers (normalization, punctuation) differs from current Unicode."""
+    sep = "\u0001"
+    cands = [chr(c) for c in range(0x80, 0x110000)
+             if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    unknown = set()
+    for form in ["NFC", "NFD", "NFKC", "NFKD"]:
+        n = getattr(normalizers, form)()
+        for i in range(0, len(cands), 20000):
+            chunk = cands[i:i + 20000]
+            for c, h in zip(chunk, n.normalize_str(sep.join(chunk)).split(sep)):
+                if h != unicodedata.normalize(form, c):
+                    unknown.add(ord(c))
+    marks = [c for c in cands if unicodedata.combining(c) > 1]
+    nfd = normalizers.NFD()
+    for c, h in zip(marks, nfd.normalize_str(sep.join("a" + c + "\u0334" for c in marks)).split(sep)):
+        if h != unicodedata.normalize("NFD", "a" + c + "\u0334"):
+            unknown.add(ord(c))
+    print("kUnknownToHf:", ranges_of(unknown))
+    punct = pre_tokenizers.Punctuation()
+    hf = {ord(c) for c in cands if len(punct.pre_tokenize_str("x" + c + "x")) == 3}
+    py = {ord(c) for c in cands if unicodedata.category(c).startswith("P")}
+    print("kNotPunctuationForHf:", ranges_of(py - hf))
+    print("punctuation only for tokenizers:", ", ".join("0x%X" % c for c in sorted(hf - py)))
+
+
 def main():
+    if "--normalizer-table" in sys.argv:
+        print_unicode_tables()
+        return
     os.makedirs(OUT, exist_ok=True)
     written = []
     for name in sorted(os.listdir(SHARED)) if os.path.isdir(SHARED) else []:
