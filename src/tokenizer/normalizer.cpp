@@ -56,9 +56,11 @@ bool unknown_to_hf(char32_t cp) {
 
 class UnicodeNormalizer final : public Normalizer {
  public:
-  explicit UnicodeNormalizer(int options) : options_(options) {}
+  explicit UnicodeNormalizer(int options)
+      : options_(options), nfc_((options & UTF8PROC_COMPOSE) != 0 && (options & UTF8PROC_COMPAT) == 0) {}
   void normalize(std::string* text) const override {
     if (is_ascii(*text)) return;  // ASCII is invariant under every normalization form
+    if (nfc_ && nfc_inert(*text)) return;
     // Normalize the stretches between code points unknown to tokenizers; keep those verbatim.
     std::string out;
     out.reserve(text->size());
@@ -93,7 +95,24 @@ class UnicodeNormalizer final : public Normalizer {
     std::free(mapped);
   }
 
+  // True when NFC cannot change `text`: every code point is below U+0300 (nothing there has
+  // NFC_Quick_Check=No, and the marks that could compose with it start at U+0300) or a CJK unified
+  // ideograph U+4E00..U+9FFF (no decomposition, never composes). Saves utf8proc on most text.
+  static bool nfc_inert(const std::string& text) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+      if (static_cast<uint8_t>(text[pos]) < 0x80) {
+        ++pos;
+        continue;
+      }
+      const char32_t cp = next_code_point(text, &pos);
+      if (cp >= 0x300 && (cp < 0x4E00 || cp > 0x9FFF)) return false;
+    }
+    return true;
+  }
+
   int options_;
+  bool nfc_;
 };
 
 class LowercaseNormalizer final : public Normalizer {
