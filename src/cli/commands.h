@@ -10,6 +10,7 @@ void add_make_model(CLI::App& app, CommandFn* run);
 void add_run(CLI::App& app, CommandFn* run);
 void add_plan(CLI::App& app, CommandFn* run);
 void add_bench(CLI::App& app, CommandFn* run);
+void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
@@ -17,6 +18,7 @@ inline constexpr AddCommandFn kCommands[] = {
     add_run,
     add_plan,
     add_bench,
+    add_tokenize,
 };
 
 }  // namespace nibble::cli
