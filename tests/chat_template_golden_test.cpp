@@ -1,0 +1,130 @@
+// Chat templates rendered byte-identical to transformers / jinja2 (goldens written by
+// tests/conformance/gen_chat_template_goldens.py).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file_util.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/jinja/template.h"
+
+namespace nibble::tokenizer {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+const std::string kGoldenDir = std::string(NIBBLE_SOURCE_DIR) + "/tests/golden/chat_templates";
+
+Json load_cases(const std::string& name) {
+  auto text = base::read_file(kGoldenDir + "/" + name);
+  EXPECT_TRUE(text.ok()) << text.status().message();
+  if (!text.ok()) return Json::array();
+  return Json::parse(*text);
+}
+
+// Shows where two renderings first differ.
+std::string first_difference(const std::string& want, const std::string& got) {
+  size_t i = 0;
+  while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
+  const size_t from = i > 40 ? i - 40 : 0;
+  return "first difference at byte " + std::to_string(i) + "\n  want: ..." + Json(want.substr(from, 100)).dump() +
+         "\n  got:  ..." + Json(got.substr(from, 100)).dump();
+}
+
+TEST(ChatTemplateGolden, RealModelTemplates) {
+  const std::string shared = std::string(NIBBLE_SHARED_DIR) + "/tokenizers";
+  if (!base::is_directory(shared)) GTEST_SKIP() << "shared tokenizers not found at " << shared;
+  const Json cases = load_cases("model_cases.json");
+  ASSERT_GT(cases.size(), 10u);
+  int checked = 0;
+  for (const Json& c : cases) {
+    const std::string name = c["name"];
+    SCOPED_TRACE(name);
+    const std::string model = c["model"];
+    const std::string dir = model.rfind("golden:", 0) == 0 ? kGoldenDir + "/" + model.substr(7) : shared + "/" + model;
+    auto tmpl = ChatTemplate::from_dir(dir);
+    ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
+    jinja::RenderLimits limits;
+    limits.now = c["now"].get<int64_t>();
+    auto out = tmpl->render_json(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(), c["kwargs"], limits);
+    if (c.contains("error")) {
+      EXPECT_FALSE(out.ok()) << "transformers failed with " << c["error"] << " but we rendered:\n" << *out;
+    } else {
+      ASSERT_TRUE(out.ok()) << out.status().message();
+      const std::string want = c["expected"];
+      EXPECT_EQ(*out, want) << first_difference(want, *out);
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(cases.size()));
+}
+
+TEST(ChatTemplateGolden, FeatureTemplates) {
+  const Json cases = load_cases("feature_cases.json");
+  ASSERT_GT(cases.size(), 50u);
+  for (const Json& c : cases) {
+    const std::string name = c["name"];
+    SCOPED_TRACE(name);
+    jinja::Value vars;
+    std::string error;
+    ASSERT_TRUE(jinja::value_from_json(c["vars"], vars, error)) << error;
+    jinja::RenderLimits limits;
+    limits.now = c["now"].get<int64_t>();
+    auto tmpl = jinja::Template::parse(c["template"].get<std::string>());
+    base::Result<std::string> out = tmpl.ok() ? tmpl->render(vars.as_dict(), limits) : tmpl.status();
+    if (c.contains("error")) {
+      EXPECT_FALSE(out.ok()) << "jinja2 failed with " << c["error"] << " but we rendered:\n" << *out;
+    } else {
+      ASSERT_TRUE(out.ok()) << out.status().message();
+      const std::string want = c["expected"];
+      EXPECT_EQ(*out, want) << first_difference(want, *out);
+    }
+  }
+}
+
+TEST(ChatTemplateGolden, JinjaFileWinsOverConfigString) {
+  auto tmpl = ChatTemplate::from_dir(kGoldenDir + "/harmony");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
+  EXPECT_NE(tmpl->source().find("harmony-style"), std::string::npos);
+  bool has_eos = false;
+  for (const auto& [k, v] : tmpl->special_tokens()) has_eos = has_eos || (k == "eos_token" && v == "<|return|>");
+  EXPECT_TRUE(has_eos) << "eos_token given as an AddedToken dict";
+}
+
+TEST(ChatTemplateGolden, NamedTemplatesPickToolUse) {
+  const std::string dir = ::testing::TempDir() + "/named_templates";
+  ASSERT_TRUE(base::write_file_atomic(dir + ".json", "").ok());
+  std::string mk = "mkdir -p " + dir;
+  ASSERT_EQ(std::system(mk.c_str()), 0);
+  ASSERT_TRUE(base::write_file_atomic(dir + "/tokenizer_config.json",
+                                      R"({"bos_token": "<s>", "chat_template": [
+                                          {"name": "default", "template": "D{{ bos_token }}"},
+                                          {"name": "tool_use", "template": "T{{ tools|length }}"}]})")
+                  .ok());
+  auto tmpl = ChatTemplate::from_dir(dir);
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
+  auto plain = tmpl->render(R"([{"role": "user", "content": "x"}])", "", false, "");
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ(*plain, "D<s>");
+  auto tools = tmpl->render(R"([{"role": "user", "content": "x"}])", R"([{"name": "f"}])", false, "");
+  ASSERT_TRUE(tools.ok()) << tools.status().message();
+  EXPECT_EQ(*tools, "T1");
+}
+
+TEST(ChatTemplateGolden, BadInputsAreErrors) {
+  auto tmpl = ChatTemplate::from_string("{{ messages[0].content }}");
+  ASSERT_TRUE(tmpl.ok());
+  EXPECT_FALSE(tmpl->render("[]", "", false, "").ok());
+  EXPECT_FALSE(tmpl->render("{not json", "", false, "").ok());
+  EXPECT_FALSE(tmpl->render("[1]", "", false, "").ok());
+  EXPECT_FALSE(tmpl->render(R"([{"role":"user","content":"x"}])", "{}", false, "").ok());
+  EXPECT_FALSE(tmpl->render(R"([{"role":"user","content":"x"}])", "", false, "[1]").ok());
+  auto ok = tmpl->render(R"([{"role":"user","content":"x"}])", "", false, R"({"k": 1})");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, "x");
+}
+
+}  // namespace
+}  // namespace nibble::tokenizer
