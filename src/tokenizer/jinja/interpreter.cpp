@@ -73,6 +73,17 @@ Interpreter::CallGuard::CallGuard(Interpreter& interp) : interp_(interp) {
   interp_.check_stack();
 }
 
+Interpreter::~Interpreter() {
+  for (auto& scope : tracked_scopes_) {
+    auto vars = std::move(scope->vars);
+    scope->vars.clear();
+  }
+  for (auto& object : tracked_objects_) {
+    auto attrs = std::move(object->attrs);
+    object->attrs.clear();
+  }
+}
+
 void Interpreter::fail(const std::string& message) const { throw TemplateError(message, pos_); }
 
 void Interpreter::fail_undefined(const Value& undefined) const { fail(undefined.undefined_hint()); }
@@ -289,10 +300,12 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out) {
       return Flow::kNormal;
     }
     case StmtKind::kMacro:
+      track(scope_);
       scope_->set(s.text, Value::callable(std::make_shared<MacroCallable>(&s, scope_, s.text)));
       return Flow::kNormal;
     case StmtKind::kCallBlock: {
       CallArgs args = eval_args(*s.expr, 1);
+      track(scope_);
       args.kwargs.emplace_back("caller", Value::callable(std::make_shared<MacroCallable>(&s, scope_, "caller")));
       const Value callee = eval(*s.expr->args[0]);
       pos_ = s.pos;

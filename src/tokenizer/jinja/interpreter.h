@@ -52,6 +52,15 @@ using ScopePtr = std::shared_ptr<Scope>;
 class Interpreter {
  public:
   explicit Interpreter(const RenderLimits& limits) : limits_(limits) {}
+  // Breaks the reference cycles templates can build (a macro stored in the scope it captures,
+  // a namespace holding itself) so that nothing outlives the render.
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  // Registers a scope captured by a macro, or a namespace object, for the cleanup above.
+  void track(ScopePtr scope) { tracked_scopes_.push_back(std::move(scope)); }
+  void track(std::shared_ptr<Object> object) { tracked_objects_.push_back(std::move(object)); }
 
   // Renders `body` with `context` as the template's variables. Throws TemplateError.
   std::string render(const StmtList& body, const Dict& context);
@@ -111,6 +120,8 @@ class Interpreter {
   int call_depth_ = 0;
   size_t bytes_written_ = 0;
   const char* stack_base_ = nullptr;
+  std::vector<ScopePtr> tracked_scopes_;
+  std::vector<std::shared_ptr<Object>> tracked_objects_;
 };
 
 // Python-style ordering for sort/min/max and < <= > >= (numbers, strings, sequences);

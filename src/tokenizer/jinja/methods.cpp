@@ -584,6 +584,7 @@ class NamespaceFn : public Callable {
   Value call(Interpreter& interp, CallArgs& args) override {
     if (args.positional.size() > 1) interp.fail("namespace expected at most 1 positional argument");
     auto ns = std::make_shared<Object>();
+    interp.track(ns);
     auto add = [&](const Value& k, const Value& v) {
       const std::string key = k.str();
       if (k.is_string() && !key.empty() && key[0] == '_') {
