@@ -369,6 +369,46 @@ FEATURES = [
     ("err_break_outside_loop", "{% break %}", {}),
     ("err_comment_unclosed", "{# abc", {}),
     ("err_macro_too_many_args", "{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}", {}),
+    # more edge cases
+    ("generation_tag", "{% for m in messages %}{% generation %}[{{ m.content }}]{% endgeneration %}{% endfor %}",
+     {"messages": [{"content": "a"}, {"content": "b"}]}),
+    ("format_filter_and_percent", "{{ '%s-%d'|format('a', 3) }} {{ '%s and %s' % ('x', 'y') }} {{ '%05.2f' % 3.14159 }} {{ '%r' % 'q' }}", {}),
+    ("ws_lstrip_comment_line", "a\n    {# note #}\n    {%- if true %}\n  b\n    {% endif -%}\n\nc", {}),
+    ("ws_set_block_trim", "{% set x %}\n  inner\n{% endset %}[{{ x }}]", {}),
+    ("ws_tabs_lstrip", "x\n\t \t{% if true %}y{% endif %}\n \u3000{% if true %}z{% endif %}", {}),
+    ("ws_minus_unicode_space", "a\u3000\u00a0 {{- 'b' -}} \u2003c", {}),
+    ("nested_loop_outer_ref", "{% for row in [[1,2],[3]] %}{% set outer = loop %}{% for x in row %}{{ outer.index }}.{{ loop.index }}={{ x }} {% endfor %}{% endfor %}", {}),
+    ("loop_last_with_filter_cond", "{% for m in msgs if m.role != 'system' %}{{ m.role }}{{ ',' if not loop.last }}{% endfor %}",
+     {"msgs": [{"role": "system"}, {"role": "user"}, {"role": "assistant"}, {"role": "system"}]}),
+    ("macro_kwargs_and_nested_call", "{% macro outer(x) %}<{{ caller(x * 2) }}>{% endmacro %}{% macro inner(y, sep='|') %}{{ y }}{{ sep }}{% endmacro %}"
+                                     "{% call(v) outer(3) %}{{ inner(v, sep=';') }}{% endcall %}", {}),
+    ("tojson_numbers", "{{ [0, -1, 1.5, -0.0, 1e300, 2e-308, 1234567890123456789, -9223372036854775807, 3.0e10, 0.1]|tojson }}", {}),
+    ("tojson_keys", "{{ {1: 'a', 2.5: 'b', true: 'c', none: 'd'}|tojson }} {{ {'b': 1, 'a': {'d': 2, 'c': 3}}|tojson(sort_keys=true, indent=1) }}", {}),
+    ("string_repr_in_list", "{{ ['\\x00\\x7f', 'é', '\\u2028', \"'\", '\\\\'] }} {{ {'k': none, 'n': [1.0, 2]} }}", {}),
+    ("is_tests_edge", "{{ [] is sequence }} {{ {} is iterable }} {{ none is mapping }} {{ 1.0 is integer }} {{ 'a' is sequence }} "
+                      "{{ d.get is callable }} {{ (1,2) is sequence }} {{ 0 is divisibleby 1 }} {{ -3 is odd }}", {"d": {}}),
+    ("inline_if_undefined_branch", "[{{ x if false }}]{{ (x if false) is defined }}{{ 'a' if x is undefined else 'b' }}", {}),
+    ("in_operator_variants", "{{ 'a' in ['a'] }} {{ 1.0 in [1] }} {{ 'k' in {'k': 0} }} {{ '' in 'abc' }} {{ [1] in [[1], 2] }} "
+                             "{{ none in [none] }} {{ 'x' not in 'y' }}", {}),
+    ("chained_filters_tests", "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|map('trim')|join(' / ') }} "
+                              "{{ messages|map(attribute='content')|select('string')|list|length }} {{ messages|rejectattr('tool_calls', 'defined')|list|length }}",
+     {"messages": [{"role": "user", "content": " a "}, {"role": "assistant", "content": "b", "tool_calls": []}, {"role": "user", "content": "c "}]}),
+    ("string_multiply_and_concat", "{{ '=' * 5 }}{{ 3 * 'ab' }}{{ [0] * 3 }}{{ 'a' + 'b' }}{{ [1] + [2] }}{{ (1,) + (2,) }}", {}),
+    ("split_edge", "{{ ''.split() }} {{ ''.split(',') }} {{ 'a,,b,'.split(',') }} {{ ' a b '.rsplit(None) }} {{ 'abc'.split('abc') }} "
+                   "{{ 'a.b.c'.rsplit('.', 5) }} {{ 'a b c'.split(None, 0) }}", {}),
+    ("strip_variants", "[{{ '\t\n x \u3000'.strip() }}][{{ 'abcxcba'.strip('abc') }}][{{ '  x'.lstrip(none) }}][{{ 'x..'.rstrip('.') }}]", {}),
+    ("dict_iteration_order", "{% for k, v in d|dictsort %}{{ k }}{% endfor %}{% for k in d.keys() %}{{ k }}{% endfor %}{% for v in d.values() %}{{ v }}{% endfor %}",
+     {"d": {"z": 1, "a": 2, "m": 3}}),
+    ("unpack_dict_items_loop_index", "{% for name, spec in props.items() %}{{ loop.index }}:{{ name }}={{ spec.type }}{{ '' if loop.last else ', ' }}{% endfor %}",
+     {"props": {"city": {"type": "string"}, "n": {"type": "integer"}}}),
+    ("for_tuple_parens", "{% for (a, b) in [(1, 2)] %}{{ a }}{{ b }}{% endfor %}", {}),
+    ("default_boolean_variants", "{{ none|default('x', true) }} {{ 0|d('zero', boolean=true) }} {{ false|default('f') }} {{ missing|d }}|", {}),
+    ("bool_int_arith", "{{ true + true }} {{ true * 3 }} {{ 10 / 4 }} {{ 10 // 4.0 }} {{ 2 ** 0.5 }} {{ -2 ** 2 }} {{ (-2) ** 2 }}", {}),
+    ("range_negative_and_loop_revindex", "{% for i in range(3, -3, -2) %}{{ i }}:{{ loop.revindex }} {% endfor %}", {}),
+    ("err_string_percent_mismatch", "{{ '%s %s' % 'a' }}", {}),
+    ("err_int_filter_list_index", "{{ [1][5] + 1 }}", {}),
+    ("err_tojson_undefined", "{{ missing|tojson }}", {}),
+    ("err_loop_var_named_loop", "{% for loop in [1] %}{% endfor %}", {}),
 ]
 
 

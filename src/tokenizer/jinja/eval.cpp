@@ -100,6 +100,7 @@ Value Interpreter::eval_binary(const Expr& e) {
     if ((b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) return repeat(*this, b, a.as_int());
     unsupported_operands(*this, op, a, b);
   }
+  if (op == "%" && a.is_string()) return Value::string(py_percent_format(*this, a.as_string(), b));
   if (!numbers) unsupported_operands(*this, op, a, b);
   if (op == "/") {
     if (b.as_double() == 0) fail("division by zero");

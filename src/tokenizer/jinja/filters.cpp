@@ -527,6 +527,21 @@ Value f_attr(Interpreter& interp, const Value& v, CallArgs& args) {
   return interp.get_attr(v, name->str());
 }
 
+Value f_format(Interpreter& interp, const Value& v, CallArgs& args) {
+  if (!args.positional.empty() && !args.kwargs.empty()) {
+    interp.fail("can't handle positional and keyword arguments at the same time");
+  }
+  Value params;
+  if (!args.kwargs.empty()) {
+    Dict d;
+    for (const auto& [k, val] : args.kwargs) d.set(Value::string(k), val);
+    params = Value::dict(std::move(d));
+  } else {
+    params = Value::list(args.positional, true);
+  }
+  return Value::string(py_percent_format(interp, v.str(), params));
+}
+
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const auto* table = new std::unordered_map<std::string, FilterFn>{
       {"tojson", f_tojson},       {"length", f_length},         {"count", f_length},
@@ -542,7 +557,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"reverse", f_reverse},     {"abs", f_abs},               {"round", f_round},
       {"safe", f_safe},           {"escape", f_escape},         {"e", f_escape},
       {"forceescape", f_escape},  {"indent", f_indent},         {"center", f_center},
-      {"wordcount", f_wordcount}, {"attr", f_attr},
+      {"wordcount", f_wordcount}, {"attr", f_attr},             {"format", f_format},
   };
   return *table;
 }

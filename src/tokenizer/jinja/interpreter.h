@@ -145,6 +145,8 @@ std::string py_replace(Interpreter& interp, const std::string& s, const std::str
 std::string py_lower(const std::string& s);
 std::string py_upper(const std::string& s);
 std::string py_capitalize(const std::string& s);
+// Python's `fmt % args` (args: a tuple, a dict for %(name)s, or a single value).
+std::string py_percent_format(Interpreter& interp, const std::string& fmt, const Value& args);
 std::string to_json_text(Interpreter& interp, const Value& v, const CallArgs& args, size_t first_arg);
 
 }  // namespace nibble::tokenizer::jinja

@@ -1,6 +1,8 @@
 // Python methods on str / dict / list values, and the globals transformers provides
 // (range, dict, namespace, raise_exception, strftime_now).
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <memory>
 
@@ -130,6 +132,110 @@ std::string to_json_text(Interpreter& interp, const Value& v, const CallArgs& ar
   std::string error;
   if (!dump_json(v, opt, out, error)) interp.fail(error);
   interp.check_size(out.size());
+  return out;
+}
+
+std::string py_percent_format(Interpreter& interp, const std::string& fmt, const Value& args) {
+  ValueList positional;
+  const bool mapping = args.is_dict();
+  if (args.is_tuple()) positional = args.as_list();
+  else if (!mapping) positional.push_back(args);
+  size_t next = 0;
+  bool used_mapping = false;
+  std::string out;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out.push_back(fmt[i]);
+      continue;
+    }
+    if (++i >= fmt.size()) interp.fail("incomplete format");
+    Value arg;
+    bool have_arg = false;
+    if (fmt[i] == '(') {
+      const size_t close = fmt.find(')', i);
+      if (close == std::string::npos) interp.fail("incomplete format key");
+      if (!mapping) interp.fail("format requires a mapping");
+      const Value* v = args.as_dict().find(std::string_view(fmt).substr(i + 1, close - i - 1));
+      if (!v) interp.fail("KeyError: '" + fmt.substr(i + 1, close - i - 1) + "'");
+      arg = *v;
+      have_arg = true;
+      used_mapping = true;
+      i = close + 1;
+    }
+    std::string spec = "%";
+    while (i < fmt.size() && std::string_view("-+ 0#").find(fmt[i]) != std::string_view::npos) spec.push_back(fmt[i++]);
+    while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9' && spec.size() < 8) spec.push_back(fmt[i++]);
+    if (i < fmt.size() && fmt[i] == '.') {
+      spec.push_back(fmt[i++]);
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9' && spec.size() < 12) spec.push_back(fmt[i++]);
+    }
+    if (i >= fmt.size()) interp.fail("incomplete format");
+    const char conv = fmt[i];
+    if (conv == '%') {
+      out.push_back('%');
+      continue;
+    }
+    if (!have_arg) {
+      if (mapping) {
+        arg = args;
+      } else {
+        if (next >= positional.size()) interp.fail("not enough arguments for format string");
+        arg = positional[next++];
+      }
+    }
+    char buf[512];
+    switch (conv) {
+      case 's':
+      case 'r':
+      case 'a': {
+        const std::string text = conv == 's' ? arg.str() : arg.repr();
+        spec.push_back('s');
+        if (spec == "%s") {
+          out += text;
+        } else {
+          std::snprintf(buf, sizeof(buf), spec.c_str(), text.c_str());
+          out += buf;
+        }
+        break;
+      }
+      case 'd':
+      case 'i':
+      case 'x':
+      case 'X':
+      case 'o':
+      case 'c': {
+        if (!arg.is_number()) interp.fail(std::string("%") + conv + " format: a real number is required, not " + arg.type_name());
+        const double d = arg.as_double();
+        if (arg.is_float() && (std::isnan(d) || std::isinf(d) || std::fabs(d) > 9e18)) interp.fail("cannot convert float to integer");
+        const long long v = arg.is_float() ? static_cast<long long>(d) : static_cast<long long>(arg.as_int());
+        if (conv == 'c') {
+          append_utf8(out, static_cast<char32_t>(v));
+          break;
+        }
+        spec += "ll";
+        spec.push_back(conv == 'i' ? 'd' : conv);
+        std::snprintf(buf, sizeof(buf), spec.c_str(), v);
+        out += buf;
+        break;
+      }
+      case 'f':
+      case 'F':
+      case 'e':
+      case 'E':
+      case 'g':
+      case 'G': {
+        if (!arg.is_number()) interp.fail(std::string("must be real number, not ") + arg.type_name());
+        spec.push_back(conv);
+        std::snprintf(buf, sizeof(buf), spec.c_str(), arg.as_double());
+        out += buf;
+        break;
+      }
+      default: interp.fail(std::string("unsupported format character '") + conv + "'");
+    }
+    interp.check_size(out.size());
+  }
+  if (!mapping && next < positional.size()) interp.fail("not all arguments converted during string formatting");
+  (void)used_mapping;
   return out;
 }
 
