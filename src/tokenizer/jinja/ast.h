@@ -33,6 +33,29 @@ enum class ExprKind {
 };
 
 struct Expr {
+  Expr() = default;
+  Expr(const Expr&) = delete;
+  Expr& operator=(const Expr&) = delete;
+  // Frees children with a work list: a long chain such as 1+1+...+1 is a left-deep tree, and
+  // recursive destruction could overflow the stack.
+  ~Expr() {
+    std::vector<ExprPtr> work;
+    auto take = [&work](Expr& e) {
+      for (auto& a : e.args) {
+        if (a) work.push_back(std::move(a));
+      }
+      for (auto& kv : e.kwargs) {
+        if (kv.second) work.push_back(std::move(kv.second));
+      }
+    };
+    take(*this);
+    while (!work.empty()) {
+      ExprPtr e = std::move(work.back());
+      work.pop_back();
+      take(*e);
+    }
+  }
+
   ExprKind kind = ExprKind::kLiteral;
   SourcePos pos;
   std::string name;

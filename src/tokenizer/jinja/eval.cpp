@@ -271,6 +271,15 @@ Value Interpreter::eval_slice(const Expr& e) {
 }
 
 Value Interpreter::eval(const Expr& e) {
+  Value v = eval_unchecked(e);
+  if (v.depth() > kMaxValueDepth) {
+    pos_ = e.pos;
+    fail("value nests too deeply (more than " + std::to_string(kMaxValueDepth) + " levels)");
+  }
+  return v;
+}
+
+Value Interpreter::eval_unchecked(const Expr& e) {
   check_stack();
   pos_ = e.pos;
   switch (e.kind) {

@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tokenizer/jinja/utf8.h"
@@ -407,6 +408,7 @@ void Interpreter::exec_for(const Stmt& s, std::string& out) {
           {"nextitem", i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item")},
           {"cycle", Value::callable(std::make_shared<CycleCallable>(i))},
       };
+      for (const auto& [k, v] : loop->attrs) loop->depth = std::max(loop->depth, v.depth() + 1);
       scope->set("loop", Value::object(std::move(loop)));
       scope_ = scope;
       const Flow f = exec_list(s.body, out);
@@ -431,6 +433,9 @@ void Interpreter::exec_set(const Stmt& s, const Value& value) {
       fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + s.text + "'");
     }
     target.as_object().set(s.text, value);
+    if (target.depth() > kMaxValueDepth) {
+      fail("value nests too deeply (more than " + std::to_string(kMaxValueDepth) + " levels)");
+    }
     return;
   }
   bind_targets(*this, *scope_, s.targets, value);

@@ -19,6 +19,9 @@
 
 namespace nibble::tokenizer::jinja {
 
+// How deeply values (lists, dicts, namespaces) may nest; matches the JSON input bound.
+inline constexpr int kMaxValueDepth = 256;
+
 struct RenderLimits {
   size_t max_output_bytes = size_t{32} << 20;    // the rendered text, and any one string built on the way
   int64_t max_loop_iterations = 10'000'000;      // all loop iterations and range() items together
@@ -108,6 +111,7 @@ class Interpreter {
   void append(std::string& out, std::string_view text);
   void check_stack();
   Value lookup(const std::string& name);
+  Value eval_unchecked(const Expr& e);
   Value eval_binary(const Expr& e);
   Value eval_compare(const Expr& e);
   Value eval_slice(const Expr& e);

@@ -67,6 +67,33 @@ TEST(Jinja, DeepNestingIsASyntaxError) {
   EXPECT_NE(r.status().message().find("nests too deeply"), std::string::npos) << r.status().message();
 }
 
+TEST(Jinja, LongFlatChainNeitherCrashesNorRecursesDeeply) {
+  std::string src = "{{ 0";
+  for (int i = 0; i < 200000; ++i) src += "+1";
+  src += " }}";
+  auto r = render(src);  // either the sum or a clean "nests too deeply" error
+  if (r.ok()) {
+    EXPECT_EQ(*r, "200000");
+  } else {
+    EXPECT_NE(r.status().message().find("too deeply"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(Jinja, DeeplyNestedValuesAreStopped) {
+  auto r = render("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+                  "{{ ns.x == ns.x }}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nests too deeply"), std::string::npos) << r.status().message();
+}
+
+TEST(Jinja, SelfReferencesDoNotLeakOrLoop) {
+  // Run under the asan preset: LeakSanitizer would report the cycles.
+  auto r = render("{% set ns = namespace() %}{% set ns.me = ns %}{% macro m() %}{{ ns.me.me is defined }}{% endmacro %}"
+                  "{% set ns.m = m %}{{ ns.m() }}");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*r, "True");
+}
+
 TEST(Jinja, FixedClockForStrftimeNow) {
   RenderLimits limits;
   limits.now = 0;  // 1970-01-01 in UTC; the year is the same in every time zone west of +1

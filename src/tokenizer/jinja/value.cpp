@@ -41,6 +41,7 @@ const Value* Object::find(std::string_view name) const {
 }
 
 void Object::set(const std::string& name, Value value) {
+  depth = std::max(depth, value.depth() + 1);
   for (auto& [k, v] : attrs) {
     if (k == name) {
       v = std::move(value);
@@ -49,6 +50,7 @@ void Object::set(const std::string& name, Value value) {
   }
   attrs.emplace_back(name, std::move(value));
 }
+
 
 bool Value::truthy() const {
   switch (kind_) {

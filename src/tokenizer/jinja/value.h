@@ -3,6 +3,7 @@
 // shared immutable data; only namespace() objects are mutable).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,6 +34,7 @@ struct Dict {
 struct Object {
   enum class Type { kNamespace, kLoop };
   Type type = Type::kNamespace;
+  int depth = 1;  // nesting depth of the values held (grows with set(); an upper bound)
   std::vector<std::pair<std::string, Value>> attrs;
   const Value* find(std::string_view name) const;
   void set(const std::string& name, Value value);
@@ -69,13 +71,15 @@ class Value {
   static Value list(ValueList items, bool is_tuple = false) {
     Value v;
     v.kind_ = Kind::kList;
-    v.list_ = std::make_shared<const ValueList>(std::move(items));
     v.int_ = is_tuple ? 1 : 0;
+    for (const Value& item : items) v.depth_ = std::max(v.depth_, item.depth() + 1);
+    v.list_ = std::make_shared<const ValueList>(std::move(items));
     return v;
   }
   static Value dict(Dict d) {
     Value v;
     v.kind_ = Kind::kDict;
+    for (const auto& [k, item] : d.items) v.depth_ = std::max({v.depth_, k.depth() + 1, item.depth() + 1});
     v.dict_ = std::make_shared<const Dict>(std::move(d));
     return v;
   }
@@ -106,6 +110,10 @@ class Value {
   bool is_object() const { return kind_ == Kind::kObject; }
   bool is_callable() const { return kind_ == Kind::kCallable; }
 
+  // How deeply containers nest inside this value (0 for scalars). The interpreter bounds it so
+  // that equality, repr, JSON and destruction, which recurse, stay within the stack.
+  int depth() const { return kind_ == Kind::kObject ? object_->depth : depth_; }
+
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // also for bool
   double as_double() const { return kind_ == Kind::kFloat ? float_ : static_cast<double>(int_); }
@@ -129,6 +137,7 @@ class Value {
 
  private:
   Kind kind_ = Kind::kUndefined;
+  int depth_ = 0;
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;
