@@ -2,6 +2,7 @@
 // tests/conformance/gen_chat_template_goldens.py).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -94,10 +95,8 @@ TEST(ChatTemplateGolden, JinjaFileWinsOverConfigString) {
 }
 
 TEST(ChatTemplateGolden, NamedTemplatesPickToolUse) {
-  const std::string dir = ::testing::TempDir() + "/named_templates";
-  ASSERT_TRUE(base::write_file_atomic(dir + ".json", "").ok());
-  std::string mk = "mkdir -p " + dir;
-  ASSERT_EQ(std::system(mk.c_str()), 0);
+  const std::string dir = ::testing::TempDir() + "/nibble_named_templates";
+  std::filesystem::create_directories(dir);
   ASSERT_TRUE(base::write_file_atomic(dir + "/tokenizer_config.json",
                                       R"({"bos_token": "<s>", "chat_template": [
                                           {"name": "default", "template": "D{{ bos_token }}"},
@@ -111,6 +110,17 @@ TEST(ChatTemplateGolden, NamedTemplatesPickToolUse) {
   auto tools = tmpl->render(R"([{"role": "user", "content": "x"}])", R"([{"name": "f"}])", false, "");
   ASSERT_TRUE(tools.ok()) << tools.status().message();
   EXPECT_EQ(*tools, "T1");
+
+  // Template files replace the config's templates: chat_template.jinja is "default" and
+  // additional_chat_templates/<name>.jinja are named ones.
+  std::filesystem::create_directories(dir + "/additional_chat_templates");
+  ASSERT_TRUE(base::write_file_atomic(dir + "/chat_template.jinja", "F{{ bos_token }}").ok());
+  ASSERT_TRUE(base::write_file_atomic(dir + "/additional_chat_templates/tool_use.jinja", "FT").ok());
+  auto files = ChatTemplate::from_dir(dir);
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(*files->render(R"([{"role": "user", "content": "x"}])", "", false, ""), "F<s>");
+  EXPECT_EQ(*files->render(R"([{"role": "user", "content": "x"}])", "[]", false, ""), "FT");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ChatTemplateGolden, BadInputsAreErrors) {

@@ -1,5 +1,9 @@
 #include "tokenizer/chat_template.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
 #include "base/file_util.h"
 
 namespace nibble::tokenizer {
@@ -92,12 +96,31 @@ base::Result<ChatTemplate> ChatTemplate::from_dir(const std::string& dir) {
     t.templates_.insert_or_assign(name, Named{source, std::move(compiled).value()});
     return base::ok_status();
   };
+  // Template files (transformers 5): chat_template.jinja is "default"; each
+  // additional_chat_templates/<name>.jinja is a named template. Files replace the config's.
+  bool from_files = false;
   if (base::file_exists(jinja_path)) {
     NIBBLE_ASSIGN_OR_RETURN(std::string source, base::read_file(jinja_path));
     NIBBLE_TRY(add("default", source, jinja_path));
     t.origin_ = jinja_path;
-    return t;
+    from_files = true;
   }
+  const std::filesystem::path extra_dir = std::filesystem::path(dir) / "additional_chat_templates";
+  std::error_code ec;
+  if (std::filesystem::is_directory(extra_dir, ec)) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(extra_dir, ec)) {
+      if (entry.path().extension() == ".jinja") files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& path : files) {
+      NIBBLE_ASSIGN_OR_RETURN(std::string source, base::read_file(path.string()));
+      NIBBLE_TRY(add(path.stem().string(), source, path.string()));
+      if (!from_files) t.origin_ = extra_dir.string();
+      from_files = true;
+    }
+  }
+  if (from_files) return t;
   if (!config.contains("chat_template") || config["chat_template"].is_null()) {
     return base::not_found(dir + ": no chat_template.jinja and no chat_template in tokenizer_config.json");
   }

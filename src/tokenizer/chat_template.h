@@ -1,7 +1,8 @@
 // A model's chat template, loaded and rendered the way transformers' apply_chat_template(...,
 // tokenize=False) does it.
 //
-// Loading (as transformers 5): `chat_template.jinja` in the model folder wins; otherwise
+// Loading (as transformers 5): `chat_template.jinja` (and additional_chat_templates/*.jinja,
+// named by file) in the model folder win; otherwise
 // tokenizer_config.json's `chat_template`, a string or a list of {name, template} (the template
 // named "tool_use" is used when tools are given and it exists, else "default"). Special tokens
 // (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token) come from
