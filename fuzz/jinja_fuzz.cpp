@@ -2,9 +2,8 @@
 // Any input must give either text or an error Status: no crash, hang or unbounded growth.
 #include <cstddef>
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tokenizer/jinja/template.h"
 

@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/file_util.h"
 #include "tokenizer/chat_template.h"
@@ -30,8 +29,8 @@ std::string first_difference(const std::string& want, const std::string& got) {
   size_t i = 0;
   while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
   const size_t from = i > 40 ? i - 40 : 0;
-  return "first difference at byte " + std::to_string(i) + "\n  want: ..." + Json(want.substr(from, 100)).dump() +
-         "\n  got:  ..." + Json(got.substr(from, 100)).dump();
+  return "first difference at byte " + std::to_string(i) + "\n  want: ..." +
+         Json(want.substr(from, 100)).dump() + "\n  got:  ..." + Json(got.substr(from, 100)).dump();
 }
 
 TEST(ChatTemplateGolden, RealModelTemplates) {
@@ -44,12 +43,14 @@ TEST(ChatTemplateGolden, RealModelTemplates) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     const std::string model = c["model"];
-    const std::string dir = model.rfind("golden:", 0) == 0 ? kGoldenDir + "/" + model.substr(7) : shared + "/" + model;
+    const std::string dir =
+        model.rfind("golden:", 0) == 0 ? kGoldenDir + "/" + model.substr(7) : shared + "/" + model;
     auto tmpl = ChatTemplate::from_dir(dir);
     ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
     jinja::RenderLimits limits;
     limits.now = c["now"].get<int64_t>();
-    auto out = tmpl->render_json(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(), c["kwargs"], limits);
+    auto out = tmpl->render_json(c["messages"], c["tools"], c["add_generation_prompt"].get<bool>(),
+                                 c["kwargs"], limits);
     if (c.contains("error")) {
       EXPECT_FALSE(out.ok()) << "transformers failed with " << c["error"] << " but we rendered:\n" << *out;
     } else {
@@ -90,7 +91,8 @@ TEST(ChatTemplateGolden, JinjaFileWinsOverConfigString) {
   ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
   EXPECT_NE(tmpl->source().find("harmony-style"), std::string::npos);
   bool has_eos = false;
-  for (const auto& [k, v] : tmpl->special_tokens()) has_eos = has_eos || (k == "eos_token" && v == "<|return|>");
+  for (const auto& [k, v] : tmpl->special_tokens())
+    has_eos = has_eos || (k == "eos_token" && v == "<|return|>");
   EXPECT_TRUE(has_eos) << "eos_token given as an AddedToken dict";
 }
 
@@ -118,8 +120,12 @@ TEST(ChatTemplateGolden, NamedTemplatesPickToolUse) {
   ASSERT_TRUE(base::write_file_atomic(dir + "/additional_chat_templates/tool_use.jinja", "FT").ok());
   auto files = ChatTemplate::from_dir(dir);
   ASSERT_TRUE(files.ok()) << files.status().message();
-  EXPECT_EQ(*files->render(R"([{"role": "user", "content": "x"}])", "", false, ""), "F<s>");
-  EXPECT_EQ(*files->render(R"([{"role": "user", "content": "x"}])", "[]", false, ""), "FT");
+  auto default_out = files->render(R"([{"role": "user", "content": "x"}])", "", false, "");
+  ASSERT_TRUE(default_out.ok()) << default_out.status().message();
+  EXPECT_EQ(*default_out, "F<s>");
+  auto tool_out = files->render(R"([{"role": "user", "content": "x"}])", "[]", false, "");
+  ASSERT_TRUE(tool_out.ok()) << tool_out.status().message();
+  EXPECT_EQ(*tool_out, "FT");
   std::filesystem::remove_all(dir);
 }
 

@@ -1,9 +1,8 @@
 // `nibble chat-template MODEL --messages conv.json ...`: renders a model's chat template exactly
 // as transformers' apply_chat_template(..., tokenize=False) would, and prints it as is.
 #include <cstdio>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/file_util.h"
 #include "cli/commands.h"
@@ -28,7 +27,8 @@ int run_chat_template(const ChatTemplateFlags& f) {
   auto messages_text = base::read_file(f.messages_path);
   if (!messages_text.ok()) return report_error(messages_text.status());
   Json messages = Json::parse(*messages_text, nullptr, false);
-  if (messages.is_discarded()) return report_error(base::invalid_argument(f.messages_path + ": not valid JSON"));
+  if (messages.is_discarded())
+    return report_error(base::invalid_argument(f.messages_path + ": not valid JSON"));
   Json tools = nullptr;
   // A file holding {"messages": [...], "tools": [...]} works too.
   if (messages.is_object() && messages.contains("messages")) {
@@ -62,7 +62,8 @@ int run_chat_template(const ChatTemplateFlags& f) {
 void add_chat_template(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<ChatTemplateFlags>();
   CLI::App* cmd = app.add_subcommand("chat-template", "Render a model's chat template for a conversation");
-  cmd->add_option("model", flags->model, "Model folder (tokenizer_config.json or chat_template.jinja)")->required();
+  cmd->add_option("model", flags->model, "Model folder (tokenizer_config.json or chat_template.jinja)")
+      ->required();
   cmd->add_option("--messages", flags->messages_path, "JSON file: an array of messages")->required();
   cmd->add_option("--tools", flags->tools_path, "JSON file: an array of tool schemas");
   cmd->add_flag("--add-generation-prompt", flags->add_generation_prompt, "Append the assistant turn header");

@@ -48,8 +48,8 @@ base::Status to_value(const Json& j, jinja::Value& out, const char* what) {
 
 }  // namespace
 
-base::Result<ChatTemplate> ChatTemplate::from_string(const std::string& source,
-                                                     std::vector<std::pair<std::string, std::string>> special_tokens) {
+base::Result<ChatTemplate> ChatTemplate::from_string(
+    const std::string& source, std::vector<std::pair<std::string, std::string>> special_tokens) {
   ChatTemplate t;
   auto compiled = jinja::Template::parse(source);
   if (!compiled.ok()) return compiled.status().with_context("chat template");
@@ -84,13 +84,15 @@ base::Result<ChatTemplate> ChatTemplate::from_dir(const std::string& dir) {
     if (config.contains(name) && token_text(config[name], text)) {
       t.special_tokens_.emplace_back(name, text);
     } else if (config.contains("extra_special_tokens") && config["extra_special_tokens"].is_object() &&
-               config["extra_special_tokens"].contains(name) && token_text(config["extra_special_tokens"][name], text)) {
+               config["extra_special_tokens"].contains(name) &&
+               token_text(config["extra_special_tokens"][name], text)) {
       t.special_tokens_.emplace_back(name, text);
     } else if (tokens_map.contains(name) && token_text(tokens_map[name], text)) {
       t.special_tokens_.emplace_back(name, text);
     }
   }
-  auto add = [&](const std::string& name, const std::string& source, const std::string& origin) -> base::Status {
+  auto add = [&](const std::string& name, const std::string& source,
+                 const std::string& origin) -> base::Status {
     auto compiled = jinja::Template::parse(source);
     if (!compiled.ok()) return compiled.status().with_context(origin);
     t.templates_.insert_or_assign(name, Named{source, std::move(compiled).value()});
@@ -130,12 +132,14 @@ base::Result<ChatTemplate> ChatTemplate::from_dir(const std::string& dir) {
     NIBBLE_TRY(add("default", ct.get<std::string>(), config_path + ": chat_template"));
   } else if (ct.is_array()) {
     for (const Json& entry : ct) {
-      if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() || !entry.contains("template") ||
-          !entry["template"].is_string()) {
-        return base::corrupt(config_path + ": chat_template list entries must be {\"name\": str, \"template\": str}");
+      if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() ||
+          !entry.contains("template") || !entry["template"].is_string()) {
+        return base::corrupt(config_path +
+                             ": chat_template list entries must be {\"name\": str, \"template\": str}");
       }
       const std::string name = entry["name"].get<std::string>();
-      NIBBLE_TRY(add(name, entry["template"].get<std::string>(), config_path + ": chat_template '" + name + "'"));
+      NIBBLE_TRY(
+          add(name, entry["template"].get<std::string>(), config_path + ": chat_template '" + name + "'"));
     }
     if (t.templates_.empty()) return base::corrupt(config_path + ": chat_template is an empty list");
   } else {
@@ -157,8 +161,8 @@ const std::string& ChatTemplate::source(bool with_tools) const {
   return n ? n->source : kEmpty;
 }
 
-base::Result<std::string> ChatTemplate::render(const std::string& messages_json, const std::string& tools_json,
-                                               bool add_generation_prompt,
+base::Result<std::string> ChatTemplate::render(const std::string& messages_json,
+                                               const std::string& tools_json, bool add_generation_prompt,
                                                const std::string& extra_kwargs_json) const {
   NIBBLE_ASSIGN_OR_RETURN(Json messages, parse_json_arg(messages_json, "messages"));
   Json tools = nullptr;
@@ -172,8 +176,9 @@ base::Result<std::string> ChatTemplate::render(const std::string& messages_json,
   return render_json(messages, tools, add_generation_prompt, kwargs);
 }
 
-base::Result<std::string> ChatTemplate::render_json(const Json& messages, const Json& tools, bool add_generation_prompt,
-                                               const Json& extra_kwargs, const jinja::RenderLimits& limits) const {
+base::Result<std::string> ChatTemplate::render_json(const Json& messages, const Json& tools,
+                                                    bool add_generation_prompt, const Json& extra_kwargs,
+                                                    const jinja::RenderLimits& limits) const {
   const Named* tmpl = pick(!tools.is_null());
   if (!tmpl) {
     std::string names;
@@ -181,8 +186,10 @@ base::Result<std::string> ChatTemplate::render_json(const Json& messages, const 
     return base::invalid_argument(origin_ + ": several chat templates (" + names +
                                   ") and none named 'default'; cannot pick one");
   }
-  if (!messages.is_array()) return base::invalid_argument("messages: expected a JSON array of message objects");
-  if (messages.empty()) return base::invalid_argument("messages: cannot apply a chat template to an empty conversation");
+  if (!messages.is_array())
+    return base::invalid_argument("messages: expected a JSON array of message objects");
+  if (messages.empty())
+    return base::invalid_argument("messages: cannot apply a chat template to an empty conversation");
   if (!tools.is_null() && !tools.is_array()) return base::invalid_argument("tools: expected a JSON array");
   if (!extra_kwargs.is_object()) return base::invalid_argument("kwargs: expected a JSON object");
 

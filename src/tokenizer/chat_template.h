@@ -14,11 +14,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "tokenizer/jinja/template.h"
@@ -30,16 +29,17 @@ class ChatTemplate {
   // Reads `dir`/chat_template.jinja or `dir`/tokenizer_config.json.
   static base::Result<ChatTemplate> from_dir(const std::string& dir);
   // A single template with the given special tokens (name -> text, e.g. {"bos_token", "<s>"}).
-  static base::Result<ChatTemplate> from_string(const std::string& source,
-                                                std::vector<std::pair<std::string, std::string>> special_tokens = {});
+  static base::Result<ChatTemplate> from_string(
+      const std::string& source, std::vector<std::pair<std::string, std::string>> special_tokens = {});
 
   // JSON texts: messages is an array of message objects; tools is an array or empty/"null" for
   // none; extra_kwargs is an object or empty. Returns the rendered prompt.
   base::Result<std::string> render(const std::string& messages_json, const std::string& tools_json,
                                    bool add_generation_prompt, const std::string& extra_kwargs_json) const;
   // The same with parsed JSON (tools: null for none), and render limits (fixed clock for tests).
-  base::Result<std::string> render_json(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                        bool add_generation_prompt, const nlohmann::ordered_json& extra_kwargs,
+  base::Result<std::string> render_json(const nlohmann::ordered_json& messages,
+                                        const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                                        const nlohmann::ordered_json& extra_kwargs,
                                         const jinja::RenderLimits& limits = {}) const;
 
   const std::vector<std::pair<std::string, std::string>>& special_tokens() const { return special_tokens_; }

@@ -101,8 +101,8 @@ struct Stmt {
   std::vector<StmtList> bodies;      // kIf bodies
   StmtList body;
   StmtList else_body;
-  std::vector<MacroParam> params;    // kMacro / kCallBlock params; kWith assignments
-  bool recursive = false;            // kFor
+  std::vector<MacroParam> params;  // kMacro / kCallBlock params; kWith assignments
+  bool recursive = false;          // kFor
 };
 
 }  // namespace nibble::tokenizer::jinja

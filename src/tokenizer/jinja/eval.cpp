@@ -10,10 +10,12 @@ namespace nibble::tokenizer::jinja {
 
 namespace {
 
-[[noreturn]] void unsupported_operands(Interpreter& interp, const std::string& op, const Value& a, const Value& b) {
+[[noreturn]] void unsupported_operands(Interpreter& interp, const std::string& op, const Value& a,
+                                       const Value& b) {
   if (a.is_undefined()) interp.fail_undefined(a);
   if (b.is_undefined()) interp.fail_undefined(b);
-  interp.fail("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
+  interp.fail("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() +
+              "'");
 }
 
 int64_t checked(Interpreter& interp, bool overflow, int64_t v) {
@@ -148,7 +150,8 @@ Value Interpreter::eval_binary(const Expr& e) {
 
 int compare_values(Interpreter& interp, const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
-    if (!a.is_float() && !b.is_float()) return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
+    if (!a.is_float() && !b.is_float())
+      return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
     const double x = a.as_double();
     const double y = b.as_double();
     return x < y ? -1 : (x > y ? 1 : 0);
@@ -169,7 +172,8 @@ int compare_values(Interpreter& interp, const Value& a, const Value& b) {
   }
   if (a.is_undefined()) interp.fail_undefined(a);
   if (b.is_undefined()) interp.fail_undefined(b);
-  interp.fail(std::string("'<' not supported between instances of '") + a.type_name() + "' and '" + b.type_name() + "'");
+  interp.fail(std::string("'<' not supported between instances of '") + a.type_name() + "' and '" +
+              b.type_name() + "'");
 }
 
 namespace {
@@ -187,9 +191,12 @@ bool contains(Interpreter& interp, const Value& container, const Value& item) {
         if (values_equal(v, item)) return true;
       }
       return false;
-    case Value::Kind::kDict: return container.as_dict().find(item) != nullptr;
-    case Value::Kind::kUndefined: return false;
-    default: interp.fail(std::string("argument of type '") + container.type_name() + "' is not iterable");
+    case Value::Kind::kDict:
+      return container.as_dict().find(item) != nullptr;
+    case Value::Kind::kUndefined:
+      return false;
+    default:
+      interp.fail(std::string("argument of type '") + container.type_name() + "' is not iterable");
   }
 }
 
@@ -202,16 +209,24 @@ Value Interpreter::eval_compare(const Expr& e) {
     pos_ = e.pos;
     const std::string& op = e.ops[i];
     bool r = false;
-    if (op == "==") r = values_equal(left, right);
-    else if (op == "!=") r = !values_equal(left, right);
-    else if (op == "in") r = contains(*this, right, left);
-    else if (op == "not in") r = !contains(*this, right, left);
+    if (op == "==")
+      r = values_equal(left, right);
+    else if (op == "!=")
+      r = !values_equal(left, right);
+    else if (op == "in")
+      r = contains(*this, right, left);
+    else if (op == "not in")
+      r = !contains(*this, right, left);
     else {
       const int c = compare_values(*this, left, right);
-      if (op == "<") r = c < 0;
-      else if (op == "<=") r = c <= 0;
-      else if (op == ">") r = c > 0;
-      else r = c >= 0;
+      if (op == "<")
+        r = c < 0;
+      else if (op == "<=")
+        r = c <= 0;
+      else if (op == ">")
+        r = c > 0;
+      else
+        r = c >= 0;
     }
     if (!r) return Value::boolean(false);
     left = std::move(right);
@@ -240,9 +255,12 @@ Value Interpreter::eval_slice(const Expr& e) {
   if (obj.is_undefined()) fail_undefined(obj);
   std::u32string cps;
   const ValueList* items = nullptr;
-  if (obj.is_string()) cps = decode_utf8(obj.as_string());
-  else if (obj.is_list()) items = &obj.as_list();
-  else fail(std::string("'") + obj.type_name() + "' object is not subscriptable");
+  if (obj.is_string())
+    cps = decode_utf8(obj.as_string());
+  else if (obj.is_list())
+    items = &obj.as_list();
+  else
+    fail(std::string("'") + obj.type_name() + "' object is not subscriptable");
   const int64_t n = static_cast<int64_t>(items ? items->size() : cps.size());
   // Python's slice.indices().
   auto adjust = [&](int64_t v, bool is_given, int64_t dflt) {
@@ -283,8 +301,10 @@ Value Interpreter::eval_unchecked(const Expr& e) {
   check_stack();
   pos_ = e.pos;
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
-    case ExprKind::kName: return lookup(e.name);
+    case ExprKind::kLiteral:
+      return e.literal;
+    case ExprKind::kName:
+      return lookup(e.name);
     case ExprKind::kGetAttr: {
       const Value obj = eval(*e.args[0]);
       pos_ = e.pos;
@@ -296,7 +316,8 @@ Value Interpreter::eval_unchecked(const Expr& e) {
       pos_ = e.pos;
       return get_item(obj, key);
     }
-    case ExprKind::kSlice: return eval_slice(e);
+    case ExprKind::kSlice:
+      return eval_slice(e);
     case ExprKind::kCall: {
       const Value callee = eval(*e.args[0]);
       CallArgs args = eval_args(e, 1);
@@ -329,8 +350,10 @@ Value Interpreter::eval_unchecked(const Expr& e) {
       if (v.as_int() == INT64_MIN) fail("integer overflow");
       return Value::integer(-v.as_int());
     }
-    case ExprKind::kBinary: return eval_binary(e);
-    case ExprKind::kCompare: return eval_compare(e);
+    case ExprKind::kBinary:
+      return eval_binary(e);
+    case ExprKind::kCompare:
+      return eval_compare(e);
     case ExprKind::kCondition:
       if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
       if (e.args[2]) return eval(*e.args[2]);

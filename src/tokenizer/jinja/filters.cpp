@@ -1,4 +1,4 @@
-// jinja2's builtin filters and tests, with transformers' tojson.
+// jinja2's builtin filters, with transformers' tojson.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -12,7 +12,6 @@ namespace nibble::tokenizer::jinja {
 namespace {
 
 using FilterFn = Value (*)(Interpreter&, const Value&, CallArgs&);
-using TestFn = bool (*)(Interpreter&, const Value&, CallArgs&);
 
 std::string need_string(Interpreter& interp, const Value& v) {
   if (v.is_undefined()) return "";
@@ -34,7 +33,8 @@ Value get_path(Interpreter& interp, const Value& item, const Value& attribute) {
   while (true) {
     const size_t dot = path.find('.');
     const std::string part(path.substr(0, dot));
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool numeric =
+        !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     cur = numeric && part.size() < 18 ? interp.get_item(cur, Value::integer(std::atoll(part.c_str())))
                                       : interp.get_item(cur, Value::string(part));
     if (dot == std::string_view::npos) break;
@@ -43,7 +43,9 @@ Value get_path(Interpreter& interp, const Value& item, const Value& attribute) {
   return cur;
 }
 
-Value lower_if_string(const Value& v) { return v.is_string() ? Value::string(py_lower(v.as_string())) : v; }
+Value lower_if_string(const Value& v) {
+  return v.is_string() ? Value::string(py_lower(v.as_string())) : v;
+}
 
 // ---- filters ----
 
@@ -54,18 +56,24 @@ Value f_tojson(Interpreter& interp, const Value& v, CallArgs& args) {
 Value f_length(Interpreter& interp, const Value& v, CallArgs& args) {
   args.check("length", {});
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return Value::integer(0);
-    case Value::Kind::kString: return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
-    case Value::Kind::kList: return Value::integer(static_cast<int64_t>(v.as_list().size()));
-    case Value::Kind::kDict: return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
-    default: interp.fail(std::string("object of type '") + v.type_name() + "' has no len()");
+    case Value::Kind::kUndefined:
+      return Value::integer(0);
+    case Value::Kind::kString:
+      return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
+    case Value::Kind::kList:
+      return Value::integer(static_cast<int64_t>(v.as_list().size()));
+    case Value::Kind::kDict:
+      return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
+    default:
+      interp.fail(std::string("object of type '") + v.type_name() + "' has no len()");
   }
 }
 
 Value f_trim(Interpreter& interp, const Value& v, CallArgs& args) {
   args.check("trim", {"chars"});
   const Value* chars = args.get(0, "chars");
-  return Value::string(py_strip(need_string(interp, v), chars && !chars->is_none() ? chars : nullptr, true, true));
+  return Value::string(
+      py_strip(need_string(interp, v), chars && !chars->is_none() ? chars : nullptr, true, true));
 }
 
 Value f_join(Interpreter& interp, const Value& v, CallArgs& args) {
@@ -96,8 +104,10 @@ Value f_map(Interpreter& interp, const Value& v, CallArgs& args) {
   const Value* attribute = nullptr;
   Value dflt;
   for (const auto& [k, val] : args.kwargs) {
-    if (k == "attribute") attribute = &val;
-    else if (k == "default") dflt = val;
+    if (k == "attribute")
+      attribute = &val;
+    else if (k == "default")
+      dflt = val;
   }
   if (attribute) {
     for (const Value& item : interp.iterate(v)) {
@@ -140,10 +150,18 @@ Value select_impl(Interpreter& interp, const Value& v, CallArgs& args, bool by_a
   return Value::list(std::move(out));
 }
 
-Value f_select(Interpreter& i, const Value& v, CallArgs& a) { return select_impl(i, v, a, false, true); }
-Value f_reject(Interpreter& i, const Value& v, CallArgs& a) { return select_impl(i, v, a, false, false); }
-Value f_selectattr(Interpreter& i, const Value& v, CallArgs& a) { return select_impl(i, v, a, true, true); }
-Value f_rejectattr(Interpreter& i, const Value& v, CallArgs& a) { return select_impl(i, v, a, true, false); }
+Value f_select(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_impl(i, v, a, false, true);
+}
+Value f_reject(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_impl(i, v, a, false, false);
+}
+Value f_selectattr(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_impl(i, v, a, true, true);
+}
+Value f_rejectattr(Interpreter& i, const Value& v, CallArgs& a) {
+  return select_impl(i, v, a, true, false);
+}
 
 Value f_first(Interpreter& interp, const Value& v, CallArgs& args) {
   args.check("first", {});
@@ -185,9 +203,12 @@ bool parse_py_int(const std::string& text, int base, int64_t& out) {
       continue;
     }
     int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'z') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'Z') d = c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'Z')
+      d = c - 'A' + 10;
     if (d < 0 || d >= base) return false;
     if (__builtin_mul_overflow(v, base, &v) || __builtin_add_overflow(v, d, &v)) return false;
     prev_digit = true;
@@ -218,7 +239,8 @@ Value f_int(Interpreter& interp, const Value& v, CallArgs& args) {
   }
   if (v.is_string()) {
     int64_t i = 0;
-    if (base >= 2 && base <= 36 && parse_py_int(v.as_string(), static_cast<int>(base), i)) return Value::integer(i);
+    if (base >= 2 && base <= 36 && parse_py_int(v.as_string(), static_cast<int>(base), i))
+      return Value::integer(i);
     double d = 0;
     if (parse_py_float(v.as_string(), d) && !std::isnan(d) && !std::isinf(d) && std::fabs(d) < 9.2e18) {
       return Value::integer(static_cast<int64_t>(d));
@@ -236,8 +258,12 @@ Value f_float(Interpreter&, const Value& v, CallArgs& args) {
   return dflt;
 }
 
-Value f_upper(Interpreter& interp, const Value& v, CallArgs&) { return Value::string(py_upper(need_string(interp, v))); }
-Value f_lower(Interpreter& interp, const Value& v, CallArgs&) { return Value::string(py_lower(need_string(interp, v))); }
+Value f_upper(Interpreter& interp, const Value& v, CallArgs&) {
+  return Value::string(py_upper(need_string(interp, v)));
+}
+Value f_lower(Interpreter& interp, const Value& v, CallArgs&) {
+  return Value::string(py_lower(need_string(interp, v)));
+}
 Value f_capitalize(Interpreter& interp, const Value& v, CallArgs&) {
   return Value::string(py_capitalize(need_string(interp, v)));
 }
@@ -283,12 +309,14 @@ Value f_items(Interpreter& interp, const Value& v, CallArgs& args) {
   return Value::list(dict_items(v));
 }
 
-void sort_values(Interpreter& interp, ValueList& items, bool reverse, const std::function<Value(const Value&)>& key) {
+void sort_values(Interpreter& interp, ValueList& items, bool reverse,
+                 const std::function<Value(const Value&)>& key) {
   std::vector<std::pair<Value, Value>> keyed;
   keyed.reserve(items.size());
   for (Value& item : items) keyed.emplace_back(key(item), std::move(item));
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
-    return reverse ? compare_values(interp, b.first, a.first) < 0 : compare_values(interp, a.first, b.first) < 0;
+    return reverse ? compare_values(interp, b.first, a.first) < 0
+                   : compare_values(interp, a.first, b.first) < 0;
   });
   items.clear();
   for (auto& [k, item] : keyed) items.push_back(std::move(item));
@@ -365,8 +393,12 @@ Value minmax(Interpreter& interp, const Value& v, CallArgs& args, bool want_max)
   return best;
 }
 
-Value f_min(Interpreter& i, const Value& v, CallArgs& a) { return minmax(i, v, a, false); }
-Value f_max(Interpreter& i, const Value& v, CallArgs& a) { return minmax(i, v, a, true); }
+Value f_min(Interpreter& i, const Value& v, CallArgs& a) {
+  return minmax(i, v, a, false);
+}
+Value f_max(Interpreter& i, const Value& v, CallArgs& a) {
+  return minmax(i, v, a, true);
+}
 
 Value f_sum(Interpreter& interp, const Value& v, CallArgs& args) {
   args.check("sum", {"attribute", "start"});
@@ -425,18 +457,31 @@ Value f_round(Interpreter& interp, const Value& v, CallArgs& args) {
   return Value::number(std::isfinite(x) ? r / scale : v.as_double());
 }
 
-Value f_safe(Interpreter&, const Value& v, CallArgs&) { return v; }
+Value f_safe(Interpreter&, const Value& v, CallArgs&) {
+  return v;
+}
 
 Value f_escape(Interpreter&, const Value& v, CallArgs&) {
   std::string out;
   for (char c : v.str()) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return Value::string(std::move(out));
@@ -448,8 +493,8 @@ std::vector<std::u32string> splitlines(const std::u32string& s) {
   std::u32string cur;
   for (size_t i = 0; i < s.size(); ++i) {
     const char32_t c = s[i];
-    if (c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x85 ||
-        c == 0x2028 || c == 0x2029) {
+    if (c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E ||
+        c == 0x85 || c == 0x2028 || c == 0x2029) {
       if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
       lines.push_back(std::move(cur));
       cur.clear();
@@ -544,149 +589,62 @@ Value f_format(Interpreter& interp, const Value& v, CallArgs& args) {
 
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const auto* table = new std::unordered_map<std::string, FilterFn>{
-      {"tojson", f_tojson},       {"length", f_length},         {"count", f_length},
-      {"trim", f_trim},           {"join", f_join},             {"default", f_default},
-      {"d", f_default},           {"map", f_map},               {"select", f_select},
-      {"reject", f_reject},       {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr},
-      {"first", f_first},         {"last", f_last},             {"list", f_list},
-      {"string", f_string},       {"int", f_int},               {"float", f_float},
-      {"upper", f_upper},         {"lower", f_lower},           {"title", f_title},
-      {"capitalize", f_capitalize}, {"replace", f_replace},     {"items", f_items},
-      {"dictsort", f_dictsort},   {"sort", f_sort},             {"unique", f_unique},
-      {"min", f_min},             {"max", f_max},               {"sum", f_sum},
-      {"reverse", f_reverse},     {"abs", f_abs},               {"round", f_round},
-      {"safe", f_safe},           {"escape", f_escape},         {"e", f_escape},
-      {"forceescape", f_escape},  {"indent", f_indent},         {"center", f_center},
-      {"wordcount", f_wordcount}, {"attr", f_attr},             {"format", f_format},
-  };
-  return *table;
-}
-
-// ---- tests ----
-
-bool t_defined(Interpreter&, const Value& v, CallArgs&) { return !v.is_undefined(); }
-bool t_undefined(Interpreter&, const Value& v, CallArgs&) { return v.is_undefined(); }
-bool t_none(Interpreter&, const Value& v, CallArgs&) { return v.is_none(); }
-bool t_boolean(Interpreter&, const Value& v, CallArgs&) { return v.is_bool(); }
-bool t_true(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && v.as_bool(); }
-bool t_false(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && !v.as_bool(); }
-bool t_integer(Interpreter&, const Value& v, CallArgs&) { return v.is_int(); }
-bool t_float(Interpreter&, const Value& v, CallArgs&) { return v.is_float(); }
-bool t_number(Interpreter&, const Value& v, CallArgs&) { return v.is_number(); }
-bool t_string(Interpreter&, const Value& v, CallArgs&) { return v.is_string(); }
-bool t_mapping(Interpreter&, const Value& v, CallArgs&) { return v.is_dict(); }
-bool t_iterable(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
-}
-bool t_sequence(Interpreter&, const Value& v, CallArgs&) { return v.is_string() || v.is_list() || v.is_dict(); }
-bool t_callable(Interpreter&, const Value& v, CallArgs&) { return v.is_callable(); }
-bool t_escaped(Interpreter&, const Value&, CallArgs&) { return false; }
-
-const Value& test_arg(Interpreter& interp, CallArgs& args, const char* test) {
-  if (args.positional.empty()) {
-    if (!args.kwargs.empty()) return args.kwargs[0].second;
-    interp.fail(std::string("test '") + test + "' requires an argument");
-  }
-  return args.positional[0];
-}
-
-bool t_sameas(Interpreter& interp, const Value& v, CallArgs& args) {
-  const Value& other = test_arg(interp, args, "sameas");
-  if (v.kind() != other.kind()) return false;
-  if (v.is_none() || v.is_bool()) return values_equal(v, other);
-  if (v.is_object()) return &v.as_object() == &other.as_object();
-  return false;
-}
-bool t_eq(Interpreter& interp, const Value& v, CallArgs& args) { return values_equal(v, test_arg(interp, args, "eq")); }
-bool t_ne(Interpreter& interp, const Value& v, CallArgs& args) { return !values_equal(v, test_arg(interp, args, "ne")); }
-bool t_lt(Interpreter& interp, const Value& v, CallArgs& args) {
-  return compare_values(interp, v, test_arg(interp, args, "lt")) < 0;
-}
-bool t_le(Interpreter& interp, const Value& v, CallArgs& args) {
-  return compare_values(interp, v, test_arg(interp, args, "le")) <= 0;
-}
-bool t_gt(Interpreter& interp, const Value& v, CallArgs& args) {
-  return compare_values(interp, v, test_arg(interp, args, "gt")) > 0;
-}
-bool t_ge(Interpreter& interp, const Value& v, CallArgs& args) {
-  return compare_values(interp, v, test_arg(interp, args, "ge")) >= 0;
-}
-bool t_in(Interpreter& interp, const Value& v, CallArgs& args) {
-  const Value& seq = test_arg(interp, args, "in");
-  if (seq.is_string()) {
-    if (!v.is_string()) interp.fail("'in <string>' requires string as left operand");
-    return seq.as_string().find(v.as_string()) != std::string::npos;
-  }
-  if (seq.is_dict()) return seq.as_dict().find(v) != nullptr;
-  for (const Value& item : interp.iterate(seq)) {
-    if (values_equal(item, v)) return true;
-  }
-  return false;
-}
-
-int64_t int_operand(Interpreter& interp, const Value& v, const char* test) {
-  if (v.is_int() || v.is_bool()) return v.as_int();
-  if (v.is_undefined()) interp.fail_undefined(v);
-  interp.fail(std::string("test '") + test + "' needs an integer, not " + v.type_name());
-}
-
-bool t_odd(Interpreter& interp, const Value& v, CallArgs&) { return (int_operand(interp, v, "odd") & 1) != 0; }
-bool t_even(Interpreter& interp, const Value& v, CallArgs&) { return (int_operand(interp, v, "even") & 1) == 0; }
-bool t_divisibleby(Interpreter& interp, const Value& v, CallArgs& args) {
-  const int64_t d = int_operand(interp, test_arg(interp, args, "divisibleby"), "divisibleby");
-  if (d == 0) interp.fail("integer modulo by zero");
-  if (d == -1) return true;
-  return int_operand(interp, v, "divisibleby") % d == 0;
-}
-bool t_lower(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() && py_lower(v.as_string()) == v.as_string() && py_upper(v.as_string()) != v.as_string();
-}
-bool t_upper(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() && py_upper(v.as_string()) == v.as_string() && py_lower(v.as_string()) != v.as_string();
-}
-bool t_filter(Interpreter& interp, const Value& v, CallArgs&) {
-  (void)interp;
-  return v.is_string() && has_filter(v.as_string());
-}
-bool t_test(Interpreter& interp, const Value& v, CallArgs&) {
-  (void)interp;
-  return v.is_string() && has_test(v.as_string());
-}
-
-const std::unordered_map<std::string, TestFn>& tests() {
-  static const auto* table = new std::unordered_map<std::string, TestFn>{
-      {"defined", t_defined},   {"undefined", t_undefined}, {"none", t_none},
-      {"boolean", t_boolean},   {"true", t_true},           {"false", t_false},
-      {"integer", t_integer},   {"float", t_float},         {"number", t_number},
-      {"string", t_string},     {"mapping", t_mapping},     {"iterable", t_iterable},
-      {"sequence", t_sequence}, {"callable", t_callable},   {"escaped", t_escaped},
-      {"sameas", t_sameas},     {"eq", t_eq},               {"equalto", t_eq},
-      {"==", t_eq},             {"ne", t_ne},               {"!=", t_ne},
-      {"lt", t_lt},             {"lessthan", t_lt},         {"<", t_lt},
-      {"le", t_le},             {"<=", t_le},               {"gt", t_gt},
-      {"greaterthan", t_gt},    {">", t_gt},                {"ge", t_ge},
-      {">=", t_ge},             {"in", t_in},               {"odd", t_odd},
-      {"even", t_even},         {"divisibleby", t_divisibleby}, {"lower", t_lower},
-      {"upper", t_upper},       {"filter", t_filter},       {"test", t_test},
+      {"tojson", f_tojson},
+      {"length", f_length},
+      {"count", f_length},
+      {"trim", f_trim},
+      {"join", f_join},
+      {"default", f_default},
+      {"d", f_default},
+      {"map", f_map},
+      {"select", f_select},
+      {"reject", f_reject},
+      {"selectattr", f_selectattr},
+      {"rejectattr", f_rejectattr},
+      {"first", f_first},
+      {"last", f_last},
+      {"list", f_list},
+      {"string", f_string},
+      {"int", f_int},
+      {"float", f_float},
+      {"upper", f_upper},
+      {"lower", f_lower},
+      {"title", f_title},
+      {"capitalize", f_capitalize},
+      {"replace", f_replace},
+      {"items", f_items},
+      {"dictsort", f_dictsort},
+      {"sort", f_sort},
+      {"unique", f_unique},
+      {"min", f_min},
+      {"max", f_max},
+      {"sum", f_sum},
+      {"reverse", f_reverse},
+      {"abs", f_abs},
+      {"round", f_round},
+      {"safe", f_safe},
+      {"escape", f_escape},
+      {"e", f_escape},
+      {"forceescape", f_escape},
+      {"indent", f_indent},
+      {"center", f_center},
+      {"wordcount", f_wordcount},
+      {"attr", f_attr},
+      {"format", f_format},
   };
   return *table;
 }
 
 }  // namespace
 
-bool has_filter(const std::string& name) { return filters().count(name) != 0; }
-bool has_test(const std::string& name) { return tests().count(name) != 0; }
+bool has_filter(const std::string& name) {
+  return filters().count(name) != 0;
+}
 
 Value run_filter(Interpreter& interp, const std::string& name, const Value& input, CallArgs& args) {
   const auto it = filters().find(name);
   if (it == filters().end()) interp.fail("No filter named '" + name + "'.");
   Interpreter::CallGuard guard(interp);
-  return it->second(interp, input, args);
-}
-
-bool run_test(Interpreter& interp, const std::string& name, const Value& input, CallArgs& args) {
-  const auto it = tests().find(name);
-  if (it == tests().end()) interp.fail("No test named '" + name + "'.");
   return it->second(interp, input, args);
 }
 

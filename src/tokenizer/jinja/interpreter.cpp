@@ -24,8 +24,8 @@ Value CallArgs::get_or(size_t index, std::string_view name, Value fallback) cons
 
 void CallArgs::check(const char* fn, std::initializer_list<const char*> names) const {
   if (positional.size() > names.size()) {
-    throw TemplateError(std::string(fn) + "() takes at most " + std::to_string(names.size()) + " argument(s) (" +
-                            std::to_string(positional.size()) + " given)",
+    throw TemplateError(std::string(fn) + "() takes at most " + std::to_string(names.size()) +
+                            " argument(s) (" + std::to_string(positional.size()) + " given)",
                         pos);
   }
   for (const auto& [k, v] : kwargs) {
@@ -40,7 +40,8 @@ void CallArgs::check(const char* fn, std::initializer_list<const char*> names) c
       }
       ++idx;
     }
-    if (!known) throw TemplateError(std::string(fn) + "() got an unexpected keyword argument '" + k + "'", pos);
+    if (!known)
+      throw TemplateError(std::string(fn) + "() got an unexpected keyword argument '" + k + "'", pos);
   }
 }
 
@@ -68,8 +69,8 @@ void Scope::set(const std::string& name, Value value) {
 Interpreter::CallGuard::CallGuard(Interpreter& interp) : interp_(interp) {
   if (++interp_.call_depth_ > interp_.limits_.max_call_depth) {
     --interp_.call_depth_;
-    interp_.fail("maximum recursion depth exceeded (more than " + std::to_string(interp_.limits_.max_call_depth) +
-                 " nested macro calls)");
+    interp_.fail("maximum recursion depth exceeded (more than " +
+                 std::to_string(interp_.limits_.max_call_depth) + " nested macro calls)");
   }
   interp_.check_stack();
 }
@@ -85,9 +86,13 @@ Interpreter::~Interpreter() {
   }
 }
 
-void Interpreter::fail(const std::string& message) const { throw TemplateError(message, pos_); }
+void Interpreter::fail(const std::string& message) const {
+  throw TemplateError(message, pos_);
+}
 
-void Interpreter::fail_undefined(const Value& undefined) const { fail(undefined.undefined_hint()); }
+void Interpreter::fail_undefined(const Value& undefined) const {
+  fail(undefined.undefined_hint());
+}
 
 void Interpreter::check_size(size_t num_bytes) const {
   if (num_bytes > limits_.max_output_bytes) {
@@ -156,8 +161,10 @@ Value Interpreter::lookup(const std::string& name) {
 
 ValueList Interpreter::iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.as_list();
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.as_list();
     case Value::Kind::kDict: {
       ValueList keys;
       keys.reserve(v.as_dict().items.size());
@@ -173,7 +180,8 @@ ValueList Interpreter::iterate(const Value& v) {
       }
       return chars;
     }
-    default: fail(std::string("'") + v.type_name() + "' object is not iterable");
+    default:
+      fail(std::string("'") + v.type_name() + "' object is not iterable");
   }
 }
 
@@ -214,7 +222,8 @@ class MacroCallable : public Callable {
     scope->parent = scope_;
     const auto& params = stmt_->params;
     if (args.positional.size() > params.size()) {
-      interp.fail("macro '" + name_ + "' takes not more than " + std::to_string(params.size()) + " argument(s)");
+      interp.fail("macro '" + name_ + "' takes not more than " + std::to_string(params.size()) +
+                  " argument(s)");
     }
     for (const auto& [k, v] : args.kwargs) {
       bool known = k == "caller";
@@ -270,7 +279,9 @@ class CycleCallable : public Callable {
 Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out) {
   pos_ = s.pos;
   switch (s.kind) {
-    case StmtKind::kData: append(out, s.text); return Flow::kNormal;
+    case StmtKind::kData:
+      append(out, s.text);
+      return Flow::kNormal;
     case StmtKind::kOutput: {
       const Value v = eval(*s.expr);
       if (v.is_string()) {
@@ -285,8 +296,12 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out) {
         if (eval(*s.conditions[i]).truthy()) return exec_list(s.bodies[i], out);
       }
       return exec_list(s.else_body, out);
-    case StmtKind::kFor: exec_for(s, out); return Flow::kNormal;
-    case StmtKind::kSet: exec_set(s, eval(*s.expr)); return Flow::kNormal;
+    case StmtKind::kFor:
+      exec_for(s, out);
+      return Flow::kNormal;
+    case StmtKind::kSet:
+      exec_set(s, eval(*s.expr));
+      return Flow::kNormal;
     case StmtKind::kSetBlock: {
       auto scope = std::make_shared<Scope>();
       scope->parent = scope_;
@@ -307,7 +322,8 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out) {
     case StmtKind::kCallBlock: {
       CallArgs args = eval_args(*s.expr, 1);
       track(scope_);
-      args.kwargs.emplace_back("caller", Value::callable(std::make_shared<MacroCallable>(&s, scope_, "caller")));
+      args.kwargs.emplace_back("caller",
+                               Value::callable(std::make_shared<MacroCallable>(&s, scope_, "caller")));
       const Value callee = eval(*s.expr->args[0]);
       pos_ = s.pos;
       append(out, call(callee, args).str());
@@ -339,15 +355,18 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out) {
       scope_ = saved;
       return f;
     }
-    case StmtKind::kBreak: return Flow::kBreak;
-    case StmtKind::kContinue: return Flow::kContinue;
+    case StmtKind::kBreak:
+      return Flow::kBreak;
+    case StmtKind::kContinue:
+      return Flow::kContinue;
   }
   return Flow::kNormal;
 }
 
 namespace {
 
-void bind_targets(Interpreter& interp, Scope& scope, const std::vector<std::string>& targets, const Value& item) {
+void bind_targets(Interpreter& interp, Scope& scope, const std::vector<std::string>& targets,
+                  const Value& item) {
   if (targets.size() == 1) {
     scope.set(targets[0], item);
     return;
@@ -404,8 +423,10 @@ void Interpreter::exec_for(const Stmt& s, std::string& out) {
           {"length", Value::integer(length)},
           {"depth", Value::integer(1)},
           {"depth0", Value::integer(0)},
-          {"previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item")},
-          {"nextitem", i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item")},
+          {"previtem",
+           i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item")},
+          {"nextitem",
+           i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item")},
           {"cycle", Value::callable(std::make_shared<CycleCallable>(i))},
       };
       for (const auto& [k, v] : loop->attrs) loop->depth = std::max(loop->depth, v.depth() + 1);
@@ -430,7 +451,8 @@ void Interpreter::exec_set(const Stmt& s, const Value& value) {
       fail("cannot assign attribute on non-namespace object");
     }
     if (s.text[0] == '_') {
-      fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + s.text + "'");
+      fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + s.text +
+           "'");
     }
     target.as_object().set(s.text, value);
     if (target.depth() > kMaxValueDepth) {
@@ -478,7 +500,8 @@ std::string object_type_repr(const Value& obj) {
 
 Value Interpreter::get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind()) {
-    case Value::Kind::kUndefined: fail_undefined(obj);
+    case Value::Kind::kUndefined:
+      fail_undefined(obj);
     case Value::Kind::kObject: {
       if (const Value* v = obj.as_object().find(name)) return *v;
       break;
@@ -512,7 +535,8 @@ bool normalize_index(int64_t& idx, size_t size) {
 
 Value Interpreter::get_item(const Value& obj, const Value& key) {
   switch (obj.kind()) {
-    case Value::Kind::kUndefined: fail_undefined(obj);
+    case Value::Kind::kUndefined:
+      fail_undefined(obj);
     case Value::Kind::kDict:
       if (const Value* v = obj.as_dict().find(key)) return *v;
       break;
@@ -528,7 +552,8 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
         const std::string& s = obj.as_string();
         int64_t idx = key.as_int();
         if (is_ascii(s)) {
-          if (normalize_index(idx, s.size())) return Value::string(std::string(1, s[static_cast<size_t>(idx)]));
+          if (normalize_index(idx, s.size()))
+            return Value::string(std::string(1, s[static_cast<size_t>(idx)]));
         } else {
           const std::u32string cps = decode_utf8(s);
           if (normalize_index(idx, cps.size())) {
@@ -540,7 +565,8 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
         return Value::undefined("'str object' has no element " + key.repr());
       }
       break;
-    default: break;
+    default:
+      break;
   }
   if (key.is_string()) {
     // jinja2 falls back to attribute lookup for string subscripts.

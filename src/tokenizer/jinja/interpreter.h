@@ -23,11 +23,11 @@ namespace nibble::tokenizer::jinja {
 inline constexpr int kMaxValueDepth = 256;
 
 struct RenderLimits {
-  size_t max_output_bytes = size_t{32} << 20;    // the rendered text, and any one string built on the way
-  int64_t max_loop_iterations = 10'000'000;      // all loop iterations and range() items together
-  int max_call_depth = 64;                       // nested macro / caller() calls
-  size_t max_stack_bytes = size_t{1} << 20;      // C stack the evaluator may use below its entry
-  std::optional<std::time_t> now;                // fixed clock for strftime_now (tests); else the real time
+  size_t max_output_bytes = size_t{32} << 20;  // the rendered text, and any one string built on the way
+  int64_t max_loop_iterations = 10'000'000;    // all loop iterations and range() items together
+  int max_call_depth = 64;                     // nested macro / caller() calls
+  size_t max_stack_bytes = size_t{1} << 20;    // C stack the evaluator may use below its entry
+  std::optional<std::time_t> now;              // fixed clock for strftime_now (tests); else the real time
 };
 
 // Arguments of a call, filter or test, bound Python-style by position or keyword.
@@ -149,6 +149,9 @@ std::string py_replace(Interpreter& interp, const std::string& s, const std::str
 std::string py_lower(const std::string& s);
 std::string py_upper(const std::string& s);
 std::string py_capitalize(const std::string& s);
+// Argument checks for builtins: a str (fails on anything else), an int (or bool).
+const std::string& str_arg(Interpreter& interp, const Value* v, const char* method);
+int64_t int_arg(Interpreter& interp, const Value& v, const char* method);
 // Python's `fmt % args` (args: a tuple, a dict for %(name)s, or a single value).
 std::string py_percent_format(Interpreter& interp, const std::string& fmt, const Value& args);
 std::string to_json_text(Interpreter& interp, const Value& v, const CallArgs& args, size_t first_arg);

@@ -80,16 +80,18 @@ TEST(Jinja, LongFlatChainNeitherCrashesNorRecursesDeeply) {
 }
 
 TEST(Jinja, DeeplyNestedValuesAreStopped) {
-  auto r = render("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
-                  "{{ ns.x == ns.x }}");
+  auto r = render(
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+      "{{ ns.x == ns.x }}");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("nests too deeply"), std::string::npos) << r.status().message();
 }
 
 TEST(Jinja, SelfReferencesDoNotLeakOrLoop) {
   // Run under the asan preset: LeakSanitizer would report the cycles.
-  auto r = render("{% set ns = namespace() %}{% set ns.me = ns %}{% macro m() %}{{ ns.me.me is defined }}{% endmacro %}"
-                  "{% set ns.m = m %}{{ ns.m() }}");
+  auto r = render(
+      "{% set ns = namespace() %}{% set ns.me = ns %}{% macro m() %}{{ ns.me.me is defined }}{% endmacro %}"
+      "{% set ns.m = m %}{{ ns.m() }}");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(*r, "True");
 }

@@ -57,9 +57,15 @@ bool all_space(const std::string& s, size_t from) {
   return skip_spaces(s, from) == s.size();
 }
 
-bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_name_char(char c) {
+  return is_name_start(c) || (c >= '0' && c <= '9');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -79,17 +85,38 @@ std::string unescape(const std::string& body) {
     }
     const char e = body[++i];
     switch (e) {
-      case '\n': break;
-      case '\\': out.push_back('\\'); break;
-      case '\'': out.push_back('\''); break;
-      case '"': out.push_back('"'); break;
-      case 'a': out.push_back('\a'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      case 'v': out.push_back('\v'); break;
+      case '\n':
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\'':
+        out.push_back('\'');
+        break;
+      case '"':
+        out.push_back('"');
+        break;
+      case 'a':
+        out.push_back('\a');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
       case 'x':
       case 'u':
       case 'U': {
@@ -98,10 +125,13 @@ std::string unescape(const std::string& body) {
         bool ok = i + digits < body.size();
         for (size_t k = 1; ok && k <= digits; ++k) {
           const int h = hex_value(body[i + k]);
-          if (h < 0) ok = false;
-          else cp = cp * 16 + static_cast<char32_t>(h);
+          if (h < 0)
+            ok = false;
+          else
+            cp = cp * 16 + static_cast<char32_t>(h);
         }
-        if (!ok || cp > 0x10FFFF) throw TemplateError("invalid \\" + std::string(1, e) + " escape in string literal", {});
+        if (!ok || cp > 0x10FFFF)
+          throw TemplateError("invalid \\" + std::string(1, e) + " escape in string literal", {});
         append_utf8(out, cp);
         i += digits;
         break;
@@ -172,7 +202,9 @@ class Lexer {
     tokens_.push_back({type, std::move(value), map_.at(offset)});
   }
 
-  [[noreturn]] void fail(const std::string& msg, size_t offset) const { throw TemplateError(msg, map_.at(offset)); }
+  [[noreturn]] void fail(const std::string& msg, size_t offset) const {
+    throw TemplateError(msg, map_.at(offset));
+  }
 
   // After `%}`: trim_blocks eats one newline; `-%}` eats all whitespace. Returns the new
   // position and whether the consumed text ended in a newline.
@@ -247,7 +279,10 @@ class Lexer {
     std::string balance;
     size_t p = after;
     while (true) {
-      if (p >= src_.size()) fail(is_block ? "unexpected end of template inside a block tag" : "unexpected end of template inside a variable tag", start);
+      if (p >= src_.size())
+        fail(is_block ? "unexpected end of template inside a block tag"
+                      : "unexpected end of template inside a variable tag",
+             start);
       if (balance.empty()) {
         if (is_block) {
           if (src_.compare(p, 3, "+%}") == 0 || src_.compare(p, 3, "-%}") == 0) {
@@ -297,8 +332,9 @@ class Lexer {
         emit(TokenType::kString, std::move(value), p);
         p = q + 1;
       } else {
-        static const char* const kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~", "[",
-                                           "]",  "(",  ")",  "{",  "}",  ">",  "<",  "=", ".", ":", "|", ",", ";"};
+        static const char* const kOps[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                           "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                           ">",  "<",  "=",  ".",  ":",  "|",  ",", ";"};
         const char* op = nullptr;
         for (const char* candidate : kOps) {
           if (src_.compare(p, std::strlen(candidate), candidate) == 0) {
@@ -312,7 +348,8 @@ class Lexer {
           balance.push_back(o == "(" ? ')' : (o == "[" ? ']' : '}'));
         } else if (o == ")" || o == "]" || o == "}") {
           if (balance.empty()) fail("unexpected '" + o + "'", p);
-          if (balance.back() != o[0]) fail("unexpected '" + o + "', expected '" + std::string(1, balance.back()) + "'", p);
+          if (balance.back() != o[0])
+            fail("unexpected '" + o + "', expected '" + std::string(1, balance.back()) + "'", p);
           balance.pop_back();
         }
         emit(TokenType::kOperator, o, p);
@@ -326,14 +363,19 @@ class Lexer {
     const size_t start = p;
     auto digits = [&](size_t q, auto pred) {
       size_t r = q;
-      while (r < src_.size() && (pred(src_[r]) || (src_[r] == '_' && r + 1 < src_.size() && pred(src_[r + 1]) && r > q))) ++r;
+      while (r < src_.size() &&
+             (pred(src_[r]) || (src_[r] == '_' && r + 1 < src_.size() && pred(src_[r + 1]) && r > q)))
+        ++r;
       return r;
     };
     auto dec = [](char c) { return is_digit(c); };
     if (src_[p] == '0' && p + 1 < src_.size() && std::strchr("bBoOxX", src_[p + 1]) && src_[p + 1] != 0) {
       const char base_char = static_cast<char>(src_[p + 1] | 0x20);
       const int base = base_char == 'b' ? 2 : (base_char == 'o' ? 8 : 16);
-      const size_t q = digits(p + 2, [base](char c) { const int h = hex_value(c); return h >= 0 && h < base; });
+      const size_t q = digits(p + 2, [base](char c) {
+        const int h = hex_value(c);
+        return h >= 0 && h < base;
+      });
       if (q > p + 2) {
         int64_t v = 0;
         for (size_t i = p + 2; i < q; ++i) {
@@ -348,7 +390,8 @@ class Lexer {
     }
     size_t q = digits(p, dec);
     bool is_float = false;
-    if (q + 1 < src_.size() && src_[q] == '.' && is_digit(src_[q + 1]) && !(start > 0 && src_[start - 1] == '.')) {
+    if (q + 1 < src_.size() && src_[q] == '.' && is_digit(src_[q + 1]) &&
+        !(start > 0 && src_[start - 1] == '.')) {
       q = digits(q + 1, dec);
       is_float = true;
     }
@@ -393,6 +436,8 @@ std::string normalize_newlines(const std::string& source) {
 
 }  // namespace
 
-std::vector<Token> tokenize(const std::string& source) { return Lexer(normalize_newlines(source)).run(); }
+std::vector<Token> tokenize(const std::string& source) {
+  return Lexer(normalize_newlines(source)).run();
+}
 
 }  // namespace nibble::tokenizer::jinja

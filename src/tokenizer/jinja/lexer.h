@@ -16,7 +16,7 @@ enum class TokenType {
   kBlockBegin,  // {%
   kBlockEnd,    // %}
   kName,
-  kString,      // value already unescaped
+  kString,  // value already unescaped
   kInteger,
   kFloat,
   kOperator,

@@ -1,5 +1,4 @@
-// Python methods on str / dict / list values, and the globals transformers provides
-// (range, dict, namespace, raise_exception, strftime_now).
+// Python methods on str / dict / list values, and %-formatting.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -79,15 +78,30 @@ std::string py_upper(const std::string& s) {
   for (char32_t c : decode_utf8(s)) {
     // The few full case mappings that expand (Python's str.upper uses them).
     switch (c) {
-      case 0xDF: out += "SS"; continue;
-      case 0xFB00: out += "FF"; continue;
-      case 0xFB01: out += "FI"; continue;
-      case 0xFB02: out += "FL"; continue;
-      case 0xFB03: out += "FFI"; continue;
-      case 0xFB04: out += "FFL"; continue;
+      case 0xDF:
+        out += "SS";
+        continue;
+      case 0xFB00:
+        out += "FF";
+        continue;
+      case 0xFB01:
+        out += "FI";
+        continue;
+      case 0xFB02:
+        out += "FL";
+        continue;
+      case 0xFB03:
+        out += "FFI";
+        continue;
+      case 0xFB04:
+        out += "FFL";
+        continue;
       case 0xFB05:
-      case 0xFB06: out += "ST"; continue;
-      default: append_utf8(out, to_upper_cp(c));
+      case 0xFB06:
+        out += "ST";
+        continue;
+      default:
+        append_utf8(out, to_upper_cp(c));
     }
   }
   return out;
@@ -103,7 +117,8 @@ std::string to_json_text(Interpreter& interp, const Value& v, const CallArgs& ar
   // transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
   CallArgs rest;
   rest.pos = args.pos;
-  rest.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(first_arg), args.positional.end());
+  rest.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(first_arg),
+                         args.positional.end());
   rest.kwargs = args.kwargs;
   rest.check("tojson", {"ensure_ascii", "indent", "separators", "sort_keys"});
   JsonDumpOptions opt;
@@ -138,8 +153,10 @@ std::string to_json_text(Interpreter& interp, const Value& v, const CallArgs& ar
 std::string py_percent_format(Interpreter& interp, const std::string& fmt, const Value& args) {
   ValueList positional;
   const bool mapping = args.is_dict();
-  if (args.is_tuple()) positional = args.as_list();
-  else if (!mapping) positional.push_back(args);
+  if (args.is_tuple())
+    positional = args.as_list();
+  else if (!mapping)
+    positional.push_back(args);
   size_t next = 0;
   bool used_mapping = false;
   std::string out;
@@ -163,7 +180,8 @@ std::string py_percent_format(Interpreter& interp, const std::string& fmt, const
       i = close + 1;
     }
     std::string spec = "%";
-    while (i < fmt.size() && std::string_view("-+ 0#").find(fmt[i]) != std::string_view::npos) spec.push_back(fmt[i++]);
+    while (i < fmt.size() && std::string_view("-+ 0#").find(fmt[i]) != std::string_view::npos)
+      spec.push_back(fmt[i++]);
     while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9' && spec.size() < 8) spec.push_back(fmt[i++]);
     if (i < fmt.size() && fmt[i] == '.') {
       spec.push_back(fmt[i++]);
@@ -204,9 +222,11 @@ std::string py_percent_format(Interpreter& interp, const std::string& fmt, const
       case 'X':
       case 'o':
       case 'c': {
-        if (!arg.is_number()) interp.fail(std::string("%") + conv + " format: a real number is required, not " + arg.type_name());
+        if (!arg.is_number())
+          interp.fail(std::string("%") + conv + " format: a real number is required, not " + arg.type_name());
         const double d = arg.as_double();
-        if (arg.is_float() && (std::isnan(d) || std::isinf(d) || std::fabs(d) > 9e18)) interp.fail("cannot convert float to integer");
+        if (arg.is_float() && (std::isnan(d) || std::isinf(d) || std::fabs(d) > 9e18))
+          interp.fail("cannot convert float to integer");
         const long long v = arg.is_float() ? static_cast<long long>(d) : static_cast<long long>(arg.as_int());
         if (conv == 'c') {
           append_utf8(out, static_cast<char32_t>(v));
@@ -230,18 +250,16 @@ std::string py_percent_format(Interpreter& interp, const std::string& fmt, const
         out += buf;
         break;
       }
-      default: interp.fail(std::string("unsupported format character '") + conv + "'");
+      default:
+        interp.fail(std::string("unsupported format character '") + conv + "'");
     }
     interp.check_size(out.size());
   }
-  if (!mapping && next < positional.size()) interp.fail("not all arguments converted during string formatting");
+  if (!mapping && next < positional.size())
+    interp.fail("not all arguments converted during string formatting");
   (void)used_mapping;
   return out;
 }
-
-namespace {
-
-size_t cp_index(const std::string& s, size_t byte_pos) { return utf8_length(std::string_view(s).substr(0, byte_pos)); }
 
 const std::string& str_arg(Interpreter& interp, const Value* v, const char* method) {
   if (!v) interp.fail(std::string(method) + "() missing a required argument");
@@ -255,6 +273,12 @@ const std::string& str_arg(Interpreter& interp, const Value* v, const char* meth
 int64_t int_arg(Interpreter& interp, const Value& v, const char* method) {
   if (v.is_int() || v.is_bool()) return v.as_int();
   interp.fail(std::string(method) + "() argument must be an integer, not " + v.type_name());
+}
+
+namespace {
+
+size_t cp_index(const std::string& s, size_t byte_pos) {
+  return utf8_length(std::string_view(s).substr(0, byte_pos));
 }
 
 ValueList split_whitespace(const std::string& s, int64_t maxsplit, bool from_right) {
@@ -319,7 +343,9 @@ ValueList split_sep(const std::string& s, const std::string& sep, int64_t maxspl
   return parts;
 }
 
-bool is_cased(char32_t c) { return to_upper_cp(c) != c || to_lower_cp(c) != c; }
+bool is_cased(char32_t c) {
+  return to_upper_cp(c) != c || to_lower_cp(c) != c;
+}
 
 std::string py_title(const std::string& s) {
   std::u32string cps = decode_utf8(s);
@@ -357,10 +383,12 @@ std::string py_format(Interpreter& interp, const std::string& fmt, CallArgs& arg
         conversion = bang + 1 < field.size() ? field[bang + 1] : 0;
         field.resize(bang);
       }
-      if (field.find(':') != std::string::npos) interp.fail("format specifications are not supported in str.format");
+      if (field.find(':') != std::string::npos)
+        interp.fail("format specifications are not supported in str.format");
       Value v;
       if (field.empty()) {
-        if (auto_index >= args.positional.size()) interp.fail("Replacement index out of range for positional args");
+        if (auto_index >= args.positional.size())
+          interp.fail("Replacement index out of range for positional args");
         v = args.positional[auto_index++];
       } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
         const size_t idx = field.size() < 9 ? static_cast<size_t>(std::stoul(field)) : SIZE_MAX;
@@ -387,7 +415,8 @@ Value pad(Interpreter& interp, const std::string& s, CallArgs& args, const char*
   const int64_t width = int_arg(interp, args.get_or(0, "width", Value::integer(0)), method);
   const Value fill_v = args.get_or(1, "fillchar", Value::string(" "));
   const std::string fill = fill_v.str();
-  if (utf8_length(fill) != 1) interp.fail(std::string(method) + "() fill character must be exactly one character");
+  if (utf8_length(fill) != 1)
+    interp.fail(std::string(method) + "() fill character must be exactly one character");
   const int64_t len = static_cast<int64_t>(utf8_length(s));
   if (width <= len) return Value::string(s);
   interp.check_size(static_cast<size_t>(width) * fill.size());
@@ -416,7 +445,8 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
     ValueList options = arg->is_tuple() ? arg->as_list() : ValueList{*arg};
     for (const Value& o : options) {
       const std::string& a = str_arg(interp, &o, name.c_str());
-      if (a.size() <= s.size() && (prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0)) {
+      if (a.size() <= s.size() &&
+          (prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0)) {
         return Value::boolean(true);
       }
     }
@@ -442,7 +472,8 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
   }
   if (name == "splitlines") {
     ValueList lines;
-    for (const Value& v : split_sep(py_replace(interp, py_replace(interp, s, "\r\n", "\n", -1), "\r", "\n", -1), "\n", -1, false)) {
+    for (const Value& v : split_sep(
+             py_replace(interp, py_replace(interp, s, "\r\n", "\n", -1), "\r", "\n", -1), "\n", -1, false)) {
       lines.push_back(v);
     }
     if (!lines.empty() && lines.back().as_string().empty()) lines.pop_back();
@@ -481,7 +512,8 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
     std::string out;
     bool first = true;
     for (const Value& item : interp.iterate(*items)) {
-      if (!item.is_string()) interp.fail(std::string("sequence item: expected str instance, ") + item.type_name() + " found");
+      if (!item.is_string())
+        interp.fail(std::string("sequence item: expected str instance, ") + item.type_name() + " found");
       if (!first) out += s;
       first = false;
       out += item.as_string();
@@ -490,7 +522,8 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
     return Value::string(std::move(out));
   }
   if (name == "format") return Value::string(py_format(interp, s, args));
-  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal") return Value::boolean(all_chars(s, is_digit_cp));
+  if (name == "isdigit" || name == "isnumeric" || name == "isdecimal")
+    return Value::boolean(all_chars(s, is_digit_cp));
   if (name == "isalpha") return Value::boolean(all_chars(s, is_alpha_cp));
   if (name == "isalnum") {
     return Value::boolean(all_chars(s, [](char32_t c) { return is_alpha_cp(c) || is_digit_cp(c); }));
@@ -515,7 +548,8 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
     if (width <= len) return Value::string(s);
     interp.check_size(static_cast<size_t>(width));
     const size_t sign = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
-    return Value::string(s.substr(0, sign) + std::string(static_cast<size_t>(width - len), '0') + s.substr(sign));
+    return Value::string(s.substr(0, sign) + std::string(static_cast<size_t>(width - len), '0') +
+                         s.substr(sign));
   }
   if (name == "partition" || name == "rpartition") {
     const std::string& sep = str_arg(interp, args.get(0, "sep"), name.c_str());
@@ -526,13 +560,16 @@ Value string_method(Interpreter& interp, const std::string& s, const std::string
                  ? Value::list({Value::string(s), Value::string(""), Value::string("")}, true)
                  : Value::list({Value::string(""), Value::string(""), Value::string(s)}, true);
     }
-    return Value::list({Value::string(s.substr(0, hit)), Value::string(sep), Value::string(s.substr(hit + sep.size()))},
-                       true);
+    return Value::list(
+        {Value::string(s.substr(0, hit)), Value::string(sep), Value::string(s.substr(hit + sep.size()))},
+        true);
   }
   if (name == "removeprefix" || name == "removesuffix") {
-    const std::string& a = str_arg(interp, args.get(0, name == "removeprefix" ? "prefix" : "suffix"), name.c_str());
+    const std::string& a =
+        str_arg(interp, args.get(0, name == "removeprefix" ? "prefix" : "suffix"), name.c_str());
     if (name == "removeprefix" && s.compare(0, a.size(), a) == 0) return Value::string(s.substr(a.size()));
-    if (name == "removesuffix" && !a.empty() && a.size() <= s.size() && s.compare(s.size() - a.size(), a.size(), a) == 0) {
+    if (name == "removesuffix" && !a.empty() && a.size() <= s.size() &&
+        s.compare(s.size() - a.size(), a.size(), a) == 0) {
       return Value::string(s.substr(0, s.size() - a.size()));
     }
     return Value::string(s);
@@ -551,9 +588,12 @@ Value dict_method(Interpreter& interp, const Value& self, const std::string& nam
   }
   ValueList out;
   for (const auto& [k, v] : d.items) {
-    if (name == "items") out.push_back(Value::list({k, v}, true));
-    else if (name == "keys") out.push_back(k);
-    else out.push_back(v);
+    if (name == "items")
+      out.push_back(Value::list({k, v}, true));
+    else if (name == "keys")
+      out.push_back(k);
+    else
+      out.push_back(v);
   }
   if (name == "copy") return self;
   return Value::list(std::move(out));
@@ -603,149 +643,27 @@ Value find_method(Interpreter& interp, const Value& obj, const std::string& name
   bool known = false;
   bool unsafe = false;
   if (obj.is_string()) {
-    known = in_list(name, {"startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines",
-                           "replace", "upper", "lower", "casefold", "title", "capitalize", "find", "rfind", "index",
-                           "rindex", "count", "join", "format", "isdigit", "isnumeric", "isdecimal", "isalpha",
-                           "isalnum", "isspace", "isupper", "islower", "center", "ljust", "rjust", "zfill",
-                           "partition", "rpartition", "removeprefix", "removesuffix"});
+    known = in_list(
+        name, {"startswith",   "endswith",    "strip",     "lstrip",  "rstrip",   "split",     "rsplit",
+               "splitlines",   "replace",     "upper",     "lower",   "casefold", "title",     "capitalize",
+               "find",         "rfind",       "index",     "rindex",  "count",    "join",      "format",
+               "isdigit",      "isnumeric",   "isdecimal", "isalpha", "isalnum",  "isspace",   "isupper",
+               "islower",      "center",      "ljust",     "rjust",   "zfill",    "partition", "rpartition",
+               "removeprefix", "removesuffix"});
   } else if (obj.is_dict()) {
     known = in_list(name, {"get", "items", "keys", "values", "copy"});
     unsafe = in_list(name, {"pop", "popitem", "setdefault", "update", "clear"});
   } else if (obj.is_list()) {
     known = in_list(name, {"index", "count"}) || (!obj.is_tuple() && name == "copy");
-    unsafe = !obj.is_tuple() && in_list(name, {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"});
+    unsafe = !obj.is_tuple() &&
+             in_list(name, {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"});
   }
   if (unsafe) {
-    return Value::undefined("access to attribute '" + name + "' of '" + obj.type_name() + "' object is unsafe.");
+    return Value::undefined("access to attribute '" + name + "' of '" + obj.type_name() +
+                            "' object is unsafe.");
   }
   if (!known) return Value();
   return Value::callable(std::make_shared<MethodCallable>(obj, name));
-}
-
-// ---- globals ----
-
-namespace {
-
-class RangeFn : public Callable {
- public:
-  Value call(Interpreter& interp, CallArgs& args) override {
-    if (!args.kwargs.empty()) interp.fail("range() takes no keyword arguments");
-    if (args.positional.empty() || args.positional.size() > 3) interp.fail("range expected 1 to 3 arguments");
-    int64_t v[3] = {0, 0, 1};
-    for (size_t i = 0; i < args.positional.size(); ++i) v[i] = int_arg(interp, args.positional[i], "range");
-    int64_t start = 0, stop = v[0], step = 1;
-    if (args.positional.size() >= 2) {
-      start = v[0];
-      stop = v[1];
-      step = v[2];
-    }
-    if (step == 0) interp.fail("range() arg 3 must not be zero");
-    // Count first (in unsigned 64 bits), so a huge range fails before allocating.
-    const bool up = step > 0;
-    const uint64_t span = (up ? stop > start : start > stop)
-                              ? (up ? static_cast<uint64_t>(stop) - static_cast<uint64_t>(start)
-                                    : static_cast<uint64_t>(start) - static_cast<uint64_t>(stop))
-                              : 0;
-    const uint64_t abs_step = up ? static_cast<uint64_t>(step) : static_cast<uint64_t>(-(step + 1)) + 1;
-    const uint64_t n = span / abs_step + (span % abs_step != 0 ? 1 : 0);
-    if (n > static_cast<uint64_t>(interp.limits().max_loop_iterations)) {
-      interp.count_iterations(interp.limits().max_loop_iterations + 1);
-    }
-    interp.count_iterations(static_cast<int64_t>(n));
-    ValueList out;
-    out.reserve(static_cast<size_t>(n));
-    int64_t x = start;
-    for (uint64_t i = 0; i < n; ++i, x += (i < n ? step : 0)) out.push_back(Value::integer(x));
-    return Value::list(std::move(out));
-  }
-  std::string name() const override { return "range"; }
-};
-
-void add_pairs(Interpreter& interp, const Value& src, const std::function<void(Value, Value)>& add) {
-  if (src.is_dict()) {
-    for (const auto& [k, v] : src.as_dict().items) add(k, v);
-    return;
-  }
-  for (const Value& pair : interp.iterate(src)) {
-    ValueList kv = interp.iterate(pair);
-    if (kv.size() != 2) interp.fail("dictionary update sequence element has wrong length; 2 is required");
-    add(kv[0], kv[1]);
-  }
-}
-
-class DictFn : public Callable {
- public:
-  Value call(Interpreter& interp, CallArgs& args) override {
-    if (args.positional.size() > 1) interp.fail("dict expected at most 1 argument");
-    Dict d;
-    if (!args.positional.empty()) add_pairs(interp, args.positional[0], [&](Value k, Value v) { d.set(std::move(k), std::move(v)); });
-    for (const auto& [k, v] : args.kwargs) d.set(Value::string(k), v);
-    return Value::dict(std::move(d));
-  }
-  std::string name() const override { return "dict"; }
-};
-
-class NamespaceFn : public Callable {
- public:
-  Value call(Interpreter& interp, CallArgs& args) override {
-    if (args.positional.size() > 1) interp.fail("namespace expected at most 1 positional argument");
-    auto ns = std::make_shared<Object>();
-    interp.track(ns);
-    auto add = [&](const Value& k, const Value& v) {
-      const std::string key = k.str();
-      if (k.is_string() && !key.empty() && key[0] == '_') {
-        interp.fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + key + "'");
-      }
-      ns->set(key, v);
-    };
-    if (!args.positional.empty()) add_pairs(interp, args.positional[0], add);
-    for (const auto& [k, v] : args.kwargs) add(Value::string(k), v);
-    return Value::object(std::move(ns));
-  }
-  std::string name() const override { return "namespace"; }
-};
-
-class RaiseExceptionFn : public Callable {
- public:
-  Value call(Interpreter& interp, CallArgs& args) override {
-    throw RaisedError(args.positional.empty() ? std::string() : args.positional[0].str(), interp.current_pos());
-  }
-  std::string name() const override { return "raise_exception"; }
-};
-
-class StrftimeNowFn : public Callable {
- public:
-  Value call(Interpreter& interp, CallArgs& args) override {
-    args.check("strftime_now", {"format"});
-    const Value* fmt = args.get(0, "format");
-    const std::string& f = str_arg(interp, fmt, "strftime_now");
-    const std::time_t t = interp.limits().now ? *interp.limits().now : std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    if (f.empty()) return Value::string("");
-    std::string buf(256 + f.size() * 8, '\0');
-    const size_t n = std::strftime(buf.data(), buf.size(), f.c_str(), &tm);
-    if (n == 0) interp.fail("strftime_now: format produced no output or is too long");
-    buf.resize(n);
-    return Value::string(std::move(buf));
-  }
-  std::string name() const override { return "strftime_now"; }
-};
-
-}  // namespace
-
-Value find_global(const std::string& name) {
-  static const auto* range = new Value(Value::callable(std::make_shared<RangeFn>()));
-  static const auto* dict = new Value(Value::callable(std::make_shared<DictFn>()));
-  static const auto* ns = new Value(Value::callable(std::make_shared<NamespaceFn>()));
-  static const auto* raise = new Value(Value::callable(std::make_shared<RaiseExceptionFn>()));
-  static const auto* strftime = new Value(Value::callable(std::make_shared<StrftimeNowFn>()));
-  if (name == "range") return *range;
-  if (name == "dict") return *dict;
-  if (name == "namespace") return *ns;
-  if (name == "raise_exception") return *raise;
-  if (name == "strftime_now") return *strftime;
-  return Value();
 }
 
 }  // namespace nibble::tokenizer::jinja

@@ -51,35 +51,51 @@ void Object::set(const std::string& name, Value value) {
   attrs.emplace_back(name, std::move(value));
 }
 
-
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool:
-    case Kind::kInt: return int_ != 0;
-    case Kind::kFloat: return float_ != 0.0;
-    case Kind::kString: return !str_->empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return !dict_->items.empty();
+    case Kind::kInt:
+      return int_ != 0;
+    case Kind::kFloat:
+      return float_ != 0.0;
+    case Kind::kString:
+      return !str_->empty();
+    case Kind::kList:
+      return !list_->empty();
+    case Kind::kDict:
+      return !dict_->items.empty();
     case Kind::kObject:
-    case Kind::kCallable: return true;
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
 
 const char* Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return int_ ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kObject: return object_->type == Object::Type::kNamespace ? "Namespace" : "LoopContext";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return int_ ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kObject:
+      return object_->type == Object::Type::kNamespace ? "Namespace" : "LoopContext";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -162,7 +178,9 @@ void append_repr(std::string& out, const Value& v, int depth) {
     return;
   }
   switch (v.kind()) {
-    case Value::Kind::kString: append_repr_string(out, v.as_string()); return;
+    case Value::Kind::kString:
+      append_repr_string(out, v.as_string());
+      return;
     case Value::Kind::kList: {
       const bool tuple = v.is_tuple();
       out.push_back(tuple ? '(' : '[');
@@ -205,7 +223,9 @@ void append_repr(std::string& out, const Value& v, int depth) {
       }
       return;
     }
-    default: out += v.str(); return;
+    default:
+      out += v.str();
+      return;
   }
 }
 
@@ -213,14 +233,22 @@ void append_repr(std::string& out, const Value& v, int depth) {
 
 std::string Value::str() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return int_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(int_);
-    case Kind::kFloat: return python_float_repr(float_);
-    case Kind::kString: return *str_;
-    case Kind::kCallable: return "<function " + callable_->name() + ">";
-    default: return repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return int_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(int_);
+    case Kind::kFloat:
+      return python_float_repr(float_);
+    case Kind::kString:
+      return *str_;
+    case Kind::kCallable:
+      return "<function " + callable_->name() + ">";
+    default:
+      return repr();
   }
 }
 
@@ -239,8 +267,10 @@ bool values_equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.as_string() == b.as_string();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.as_string() == b.as_string();
     case Value::Kind::kList: {
       const auto& x = a.as_list();
       const auto& y = b.as_list();
@@ -260,9 +290,12 @@ bool values_equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kObject: return &a.as_object() == &b.as_object();
-    case Value::Kind::kCallable: return a.callable_ptr() == b.callable_ptr();
-    default: return false;
+    case Value::Kind::kObject:
+      return &a.as_object() == &b.as_object();
+    case Value::Kind::kCallable:
+      return a.callable_ptr() == b.callable_ptr();
+    default:
+      return false;
   }
 }
 
@@ -277,14 +310,29 @@ void append_json_string(std::string& out, const std::string& s, bool ensure_asci
   };
   for (char32_t cp : decode_utf8(s)) {
     switch (cp) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
     if (cp < 0x20) {
       escape_unit(static_cast<unsigned>(cp));
@@ -320,18 +368,30 @@ struct JsonWriter {
   void newline(int level) {
     out.push_back('\n');
     for (int i = 0; i < level; ++i) {
-      if (!opt.indent_string.empty()) out += opt.indent_string;
-      else out.append(static_cast<size_t>(opt.indent), ' ');
+      if (!opt.indent_string.empty())
+        out += opt.indent_string;
+      else
+        out.append(static_cast<size_t>(opt.indent), ' ');
     }
   }
 
   bool key_text(const Value& k, std::string& text) {
     switch (k.kind()) {
-      case Value::Kind::kString: text = k.as_string(); return true;
-      case Value::Kind::kNone: text = "null"; return true;
-      case Value::Kind::kBool: text = k.as_bool() ? "true" : "false"; return true;
-      case Value::Kind::kInt: text = std::to_string(k.as_int()); return true;
-      case Value::Kind::kFloat: text = json_float(k.as_double()); return true;
+      case Value::Kind::kString:
+        text = k.as_string();
+        return true;
+      case Value::Kind::kNone:
+        text = "null";
+        return true;
+      case Value::Kind::kBool:
+        text = k.as_bool() ? "true" : "false";
+        return true;
+      case Value::Kind::kInt:
+        text = std::to_string(k.as_int());
+        return true;
+      case Value::Kind::kFloat:
+        text = json_float(k.as_double());
+        return true;
       default:
         error = std::string("keys must be str, int, float, bool or None, not ") + k.type_name();
         return false;
@@ -344,11 +404,21 @@ struct JsonWriter {
       return false;
     }
     switch (v.kind()) {
-      case Value::Kind::kNone: out += "null"; return true;
-      case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return true;
-      case Value::Kind::kInt: out += std::to_string(v.as_int()); return true;
-      case Value::Kind::kFloat: out += json_float(v.as_double()); return true;
-      case Value::Kind::kString: append_json_string(out, v.as_string(), opt.ensure_ascii); return true;
+      case Value::Kind::kNone:
+        out += "null";
+        return true;
+      case Value::Kind::kBool:
+        out += v.as_bool() ? "true" : "false";
+        return true;
+      case Value::Kind::kInt:
+        out += std::to_string(v.as_int());
+        return true;
+      case Value::Kind::kFloat:
+        out += json_float(v.as_double());
+        return true;
+      case Value::Kind::kString:
+        append_json_string(out, v.as_string(), opt.ensure_ascii);
+        return true;
       case Value::Kind::kList: {
         const auto& items = v.as_list();
         if (items.empty()) {
@@ -420,9 +490,15 @@ bool value_from_json(const nlohmann::ordered_json& json, Value& out, std::string
   }
   using J = nlohmann::ordered_json;
   switch (json.type()) {
-    case J::value_t::null: out = Value::none(); return true;
-    case J::value_t::boolean: out = Value::boolean(json.get<bool>()); return true;
-    case J::value_t::number_integer: out = Value::integer(json.get<int64_t>()); return true;
+    case J::value_t::null:
+      out = Value::none();
+      return true;
+    case J::value_t::boolean:
+      out = Value::boolean(json.get<bool>());
+      return true;
+    case J::value_t::number_integer:
+      out = Value::integer(json.get<int64_t>());
+      return true;
     case J::value_t::number_unsigned: {
       const auto u = json.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) {
@@ -432,8 +508,12 @@ bool value_from_json(const nlohmann::ordered_json& json, Value& out, std::string
       }
       return true;
     }
-    case J::value_t::number_float: out = Value::number(json.get<double>()); return true;
-    case J::value_t::string: out = Value::string(json.get<std::string>()); return true;
+    case J::value_t::number_float:
+      out = Value::number(json.get<double>());
+      return true;
+    case J::value_t::string:
+      out = Value::string(json.get<std::string>());
+      return true;
     case J::value_t::array: {
       ValueList items;
       items.reserve(json.size());

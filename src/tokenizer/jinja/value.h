@@ -7,12 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace nibble::tokenizer::jinja {
 
@@ -58,10 +57,29 @@ class Value {
     v.str_ = std::make_shared<const std::string>(std::move(hint));
     return v;
   }
-  static Value none() { Value v; v.kind_ = Kind::kNone; return v; }
-  static Value boolean(bool b) { Value v; v.kind_ = Kind::kBool; v.int_ = b ? 1 : 0; return v; }
-  static Value integer(int64_t i) { Value v; v.kind_ = Kind::kInt; v.int_ = i; return v; }
-  static Value number(double d) { Value v; v.kind_ = Kind::kFloat; v.float_ = d; return v; }
+  static Value none() {
+    Value v;
+    v.kind_ = Kind::kNone;
+    return v;
+  }
+  static Value boolean(bool b) {
+    Value v;
+    v.kind_ = Kind::kBool;
+    v.int_ = b ? 1 : 0;
+    return v;
+  }
+  static Value integer(int64_t i) {
+    Value v;
+    v.kind_ = Kind::kInt;
+    v.int_ = i;
+    return v;
+  }
+  static Value number(double d) {
+    Value v;
+    v.kind_ = Kind::kFloat;
+    v.float_ = d;
+    return v;
+  }
   static Value string(std::string s) {
     Value v;
     v.kind_ = Kind::kString;
@@ -156,8 +174,8 @@ std::string python_float_repr(double d);
 // json.dumps(value, ensure_ascii, indent, separators, sort_keys) as transformers' tojson calls it.
 struct JsonDumpOptions {
   bool ensure_ascii = false;
-  int indent = -1;  // < 0: no indent (a single line)
-  std::string indent_string;  // used when set (indent given as a string)
+  int indent = -1;             // < 0: no indent (a single line)
+  std::string indent_string;   // used when set (indent given as a string)
   std::string item_separator;  // empty: Python's default for the indent mode
   std::string key_separator;
   bool has_separators = false;
