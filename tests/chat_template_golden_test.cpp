@@ -34,17 +34,24 @@ std::string first_difference(const std::string& want, const std::string& got) {
 }
 
 TEST(ChatTemplateGolden, RealModelTemplates) {
+  // Qwen3 and DeepSeek-V3 come from ../shared/tokenizers; the harmony-style template lives in
+  // the golden folder and runs without shared/.
   const std::string shared = std::string(NIBBLE_SHARED_DIR) + "/tokenizers";
-  if (!base::is_directory(shared)) GTEST_SKIP() << "shared tokenizers not found at " << shared;
+  const bool have_shared = base::is_directory(shared);
   const Json cases = load_cases("model_cases.json");
   ASSERT_GT(cases.size(), 10u);
   int checked = 0;
+  int skipped = 0;
   for (const Json& c : cases) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     const std::string model = c["model"];
-    const std::string dir =
-        model.rfind("golden:", 0) == 0 ? kGoldenDir + "/" + model.substr(7) : shared + "/" + model;
+    const bool in_golden = model.rfind("golden:", 0) == 0;
+    if (!in_golden && !have_shared) {
+      ++skipped;
+      continue;
+    }
+    const std::string dir = in_golden ? kGoldenDir + "/" + model.substr(7) : shared + "/" + model;
     auto tmpl = ChatTemplate::from_dir(dir);
     ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
     jinja::RenderLimits limits;
@@ -60,7 +67,8 @@ TEST(ChatTemplateGolden, RealModelTemplates) {
     }
     ++checked;
   }
-  EXPECT_EQ(checked, static_cast<int>(cases.size()));
+  EXPECT_EQ(checked + skipped, static_cast<int>(cases.size()));
+  if (skipped > 0) GTEST_SKIP() << skipped << " cases need the shared tokenizers, not found at " << shared;
 }
 
 TEST(ChatTemplateGolden, FeatureTemplates) {
