@@ -24,7 +24,7 @@ inline constexpr int kMaxValueDepth = 256;
 
 struct RenderLimits {
   size_t max_output_bytes = size_t{32} << 20;  // the rendered text, and any one string built on the way
-  int64_t max_loop_iterations = 10'000'000;    // all loop iterations and range() items together
+  int64_t max_loop_iterations = 1'000'000;     // all loop iterations and range() / repeat items together
   int max_call_depth = 64;                     // nested macro / caller() calls
   size_t max_stack_bytes = size_t{1} << 20;    // C stack the evaluator may use below its entry
   std::optional<std::time_t> now;              // fixed clock for strftime_now (tests); else the real time

@@ -62,11 +62,11 @@ bool Value::truthy() const {
     case Kind::kFloat:
       return float_ != 0.0;
     case Kind::kString:
-      return !str_->empty();
+      return !as_string().empty();
     case Kind::kList:
-      return !list_->empty();
+      return !as_list().empty();
     case Kind::kDict:
-      return !dict_->items.empty();
+      return !as_dict().items.empty();
     case Kind::kObject:
     case Kind::kCallable:
       return true;
@@ -93,7 +93,7 @@ const char* Value::type_name() const {
     case Kind::kDict:
       return "dict";
     case Kind::kObject:
-      return object_->type == Object::Type::kNamespace ? "Namespace" : "LoopContext";
+      return as_object().type == Object::Type::kNamespace ? "Namespace" : "LoopContext";
     case Kind::kCallable:
       return "function";
   }
@@ -244,9 +244,9 @@ std::string Value::str() const {
     case Kind::kFloat:
       return python_float_repr(float_);
     case Kind::kString:
-      return *str_;
+      return as_string();
     case Kind::kCallable:
-      return "<function " + callable_->name() + ">";
+      return "<function " + as_callable().name() + ">";
     default:
       return repr();
   }
@@ -293,7 +293,7 @@ bool values_equal(const Value& a, const Value& b) {
     case Value::Kind::kObject:
       return &a.as_object() == &b.as_object();
     case Value::Kind::kCallable:
-      return a.callable_ptr() == b.callable_ptr();
+      return a.identity() == b.identity();
     default:
       return false;
   }

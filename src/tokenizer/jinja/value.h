@@ -54,7 +54,7 @@ class Value {
   Value() = default;  // undefined
   static Value undefined(std::string hint) {
     Value v;
-    v.str_ = std::make_shared<const std::string>(std::move(hint));
+    v.ptr_ = std::make_shared<const std::string>(std::move(hint));
     return v;
   }
   static Value none() {
@@ -83,7 +83,7 @@ class Value {
   static Value string(std::string s) {
     Value v;
     v.kind_ = Kind::kString;
-    v.str_ = std::make_shared<const std::string>(std::move(s));
+    v.ptr_ = std::make_shared<const std::string>(std::move(s));
     return v;
   }
   static Value list(ValueList items, bool is_tuple = false) {
@@ -91,26 +91,26 @@ class Value {
     v.kind_ = Kind::kList;
     v.int_ = is_tuple ? 1 : 0;
     for (const Value& item : items) v.depth_ = std::max(v.depth_, item.depth() + 1);
-    v.list_ = std::make_shared<const ValueList>(std::move(items));
+    v.ptr_ = std::make_shared<const ValueList>(std::move(items));
     return v;
   }
   static Value dict(Dict d) {
     Value v;
     v.kind_ = Kind::kDict;
     for (const auto& [k, item] : d.items) v.depth_ = std::max({v.depth_, k.depth() + 1, item.depth() + 1});
-    v.dict_ = std::make_shared<const Dict>(std::move(d));
+    v.ptr_ = std::make_shared<const Dict>(std::move(d));
     return v;
   }
   static Value object(std::shared_ptr<Object> o) {
     Value v;
     v.kind_ = Kind::kObject;
-    v.object_ = std::move(o);
+    v.ptr_ = std::move(o);
     return v;
   }
   static Value callable(std::shared_ptr<Callable> c) {
     Value v;
     v.kind_ = Kind::kCallable;
-    v.callable_ = std::move(c);
+    v.ptr_ = std::move(c);
     return v;
   }
 
@@ -130,19 +130,21 @@ class Value {
 
   // How deeply containers nest inside this value (0 for scalars). The interpreter bounds it so
   // that equality, repr, JSON and destruction, which recurse, stay within the stack.
-  int depth() const { return kind_ == Kind::kObject ? object_->depth : depth_; }
+  int depth() const { return kind_ == Kind::kObject ? as_object().depth : depth_; }
 
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // also for bool
   double as_double() const { return kind_ == Kind::kFloat ? float_ : static_cast<double>(int_); }
-  const std::string& as_string() const { return *str_; }
-  const ValueList& as_list() const { return *list_; }
-  const Dict& as_dict() const { return *dict_; }
-  Object& as_object() const { return *object_; }
-  Callable& as_callable() const { return *callable_; }
-  const std::shared_ptr<Callable>& callable_ptr() const { return callable_; }
+  const std::string& as_string() const { return *static_cast<const std::string*>(ptr_.get()); }
+  const ValueList& as_list() const { return *static_cast<const ValueList*>(ptr_.get()); }
+  const Dict& as_dict() const { return *static_cast<const Dict*>(ptr_.get()); }
+  // Objects and callables are stored non-const; the const_cast undoes shared_ptr<const void>.
+  Object& as_object() const { return *static_cast<Object*>(const_cast<void*>(ptr_.get())); }
+  Callable& as_callable() const { return *static_cast<Callable*>(const_cast<void*>(ptr_.get())); }
+  // Identity of the shared payload (for `sameas` and callable equality).
+  const void* identity() const { return ptr_.get(); }
   // For undefined values: what was undefined ("'x' is undefined", "'dict object' has no attribute 'y'").
-  std::string undefined_hint() const { return str_ ? *str_ : std::string("value is undefined"); }
+  std::string undefined_hint() const { return ptr_ ? as_string() : std::string("value is undefined"); }
 
   // Python truthiness (undefined is false).
   bool truthy() const;
@@ -158,11 +160,9 @@ class Value {
   int depth_ = 0;
   int64_t int_ = 0;
   double float_ = 0;
-  std::shared_ptr<const std::string> str_;
-  std::shared_ptr<const ValueList> list_;
-  std::shared_ptr<const Dict> dict_;
-  std::shared_ptr<Object> object_;
-  std::shared_ptr<Callable> callable_;
+  // The payload for strings (and undefined hints), lists, dicts, objects and callables. One
+  // type-erased pointer keeps a Value at 40 bytes.
+  std::shared_ptr<const void> ptr_;
 };
 
 // Python ==: 1 == 1.0 == True, lists and dicts compare elementwise, undefined equals undefined.
