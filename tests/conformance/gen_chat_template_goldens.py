@@ -405,6 +405,9 @@ FEATURES = [
     ("default_boolean_variants", "{{ none|default('x', true) }} {{ 0|d('zero', boolean=true) }} {{ false|default('f') }} {{ missing|d }}|", {}),
     ("bool_int_arith", "{{ true + true }} {{ true * 3 }} {{ 10 / 4 }} {{ 10 // 4.0 }} {{ 2 ** 0.5 }} {{ -2 ** 2 }} {{ (-2) ** 2 }}", {}),
     ("range_negative_and_loop_revindex", "{% for i in range(3, -3, -2) %}{{ i }}:{{ loop.revindex }} {% endfor %}", {}),
+    ("for_recursive", "{% for node in tree recursive %}{{ node.name }}@{{ loop.depth }}{{ loop.depth0 }}"
+                      "{% if node.children %}[{{ loop(node.children) }}]{% endif %}{{ ',' if not loop.last }}{% endfor %}",
+     {"tree": [{"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}, {"name": "d"}]}, {"name": "e"}]}),
     ("err_string_percent_mismatch", "{{ '%s %s' % 'a' }}", {}),
     ("err_int_filter_list_index", "{{ [1][5] + 1 }}", {}),
     ("err_tojson_undefined", "{{ missing|tojson }}", {}),

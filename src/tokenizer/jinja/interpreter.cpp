@@ -383,11 +383,40 @@ void bind_targets(Interpreter& interp, Scope& scope, const std::vector<std::stri
 
 }  // namespace
 
+namespace {
+
+// `loop(children)` inside `{% for ... recursive %}`: the loop body again, one level deeper.
+class RecurseCallable : public Callable {
+ public:
+  RecurseCallable(const Stmt* stmt, int depth, ScopePtr outer)
+      : stmt_(stmt), depth_(depth), outer_(std::move(outer)) {}
+  Value call(Interpreter& interp, CallArgs& args) override {
+    Interpreter::CallGuard guard(interp);
+    if (args.positional.size() != 1 || !args.kwargs.empty()) interp.fail("loop() takes exactly one argument");
+    std::string out;
+    interp.run_loop(*stmt_, args.positional[0], depth_ + 1, outer_, out);
+    return Value::string(std::move(out));
+  }
+  std::string name() const override { return "loop"; }
+
+ private:
+  const Stmt* stmt_;
+  int depth_;
+  ScopePtr outer_;
+};
+
+}  // namespace
+
 void Interpreter::exec_for(const Stmt& s, std::string& out) {
   const Value iterable = eval(*s.expr);
+  run_loop(s, iterable, 1, scope_, out);
+}
+
+void Interpreter::run_loop(const Stmt& s, const Value& iterable, int depth, const ScopePtr& outer,
+                           std::string& out) {
   if (iterable.is_none()) fail("'NoneType' object is not iterable");
   ValueList items = iterate(iterable);
-  ScopePtr outer = scope_;
+  const ScopePtr saved = scope_;
   if (s.cond) {
     // `for x in xs if cond`: filter first, so loop.length and loop.last count kept items only.
     ValueList kept;
@@ -421,26 +450,30 @@ void Interpreter::exec_for(const Stmt& s, std::string& out) {
           {"first", Value::boolean(i == 0)},
           {"last", Value::boolean(i == length - 1)},
           {"length", Value::integer(length)},
-          {"depth", Value::integer(1)},
-          {"depth0", Value::integer(0)},
+          {"depth", Value::integer(depth)},
+          {"depth0", Value::integer(depth - 1)},
           {"previtem",
            i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item")},
           {"nextitem",
            i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item")},
           {"cycle", Value::callable(std::make_shared<CycleCallable>(i))},
       };
+      if (s.recursive) {
+        loop->attrs.emplace_back("__call__",
+                                 Value::callable(std::make_shared<RecurseCallable>(&s, depth, outer)));
+      }
       for (const auto& [k, v] : loop->attrs) loop->depth = std::max(loop->depth, v.depth() + 1);
       scope->set("loop", Value::object(std::move(loop)));
       scope_ = scope;
       const Flow f = exec_list(s.body, out);
-      scope_ = outer;
+      scope_ = saved;
       if (f == Flow::kBreak) break;
     }
   } catch (...) {
-    scope_ = outer;
+    scope_ = saved;
     throw;
   }
-  scope_ = outer;
+  scope_ = saved;
 }
 
 void Interpreter::exec_set(const Stmt& s, const Value& value) {
@@ -475,6 +508,10 @@ CallArgs Interpreter::eval_args(const Expr& e, size_t first_arg) {
 
 Value Interpreter::call(const Value& callee, CallArgs& args) {
   if (callee.is_undefined()) fail_undefined(callee);
+  if (callee.is_object()) {
+    const Value* fn = callee.as_object().find("__call__");
+    if (fn && fn->is_callable()) return fn->as_callable().call(*this, args);
+  }
   if (!callee.is_callable()) fail(std::string("'") + callee.type_name() + "' object is not callable");
   return callee.as_callable().call(*this, args);
 }
@@ -503,7 +540,10 @@ Value Interpreter::get_attr(const Value& obj, const std::string& name) {
     case Value::Kind::kUndefined:
       fail_undefined(obj);
     case Value::Kind::kObject: {
-      if (const Value* v = obj.as_object().find(name)) return *v;
+      // Underscore names are private, as in the sandbox (loop's __call__ included).
+      if (name.empty() || name[0] != '_') {
+        if (const Value* v = obj.as_object().find(name)) return *v;
+      }
       break;
     }
     case Value::Kind::kDict: {

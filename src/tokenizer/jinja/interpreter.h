@@ -87,6 +87,9 @@ class Interpreter {
   // Renders a macro or caller body into a string, in a new scope below `parent`.
   std::string run_body(const StmtList& body, ScopePtr scope);
   Value eval(const Expr& e);
+  // Runs the body of `for` statement `s` over `iterable` (depth > 1 for `loop(...)` recursion);
+  // iteration scopes sit below `outer`.
+  void run_loop(const Stmt& s, const Value& iterable, int depth, const ScopePtr& outer, std::string& out);
   Value eval_in_scope(const Expr& e, ScopePtr scope);
 
   // RAII bound on nested calls (macros, caller(), filters that call back).

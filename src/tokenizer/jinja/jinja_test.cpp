@@ -44,6 +44,12 @@ TEST(Jinja, UnboundedRecursionIsStopped) {
   EXPECT_NE(r.status().message().find("recursion"), std::string::npos) << r.status().message();
 }
 
+TEST(Jinja, UnboundedRecursiveLoopIsStopped) {
+  auto r = render("{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("recursion"), std::string::npos) << r.status().message();
+}
+
 TEST(Jinja, HugeLoopIsStopped) {
   RenderLimits limits;
   limits.max_loop_iterations = 1000;
