@@ -11,6 +11,7 @@ void add_run(CLI::App& app, CommandFn* run);
 void add_plan(CLI::App& app, CommandFn* run);
 void add_bench(CLI::App& app, CommandFn* run);
 void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
+void add_chat_template(CLI::App& app, CommandFn* run);
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
@@ -19,6 +20,7 @@ inline constexpr AddCommandFn kCommands[] = {
     add_plan,
     add_bench,
     add_tokenize,
+    add_chat_template,
 };
 
 }  // namespace nibble::cli
