@@ -3,13 +3,32 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "base/cpu_features.h"
 #include "kernels/ref/ref_kernels.h"
+#if defined(NIBBLE_KERNELS_X86)
+#include "kernels/x86_avx2/avx2_kernels.h"
+#include "kernels/x86_avx512/avx512_kernels.h"
+#endif
 
 namespace nibble::kernels {
 
 const std::vector<IsaInfo>& known_isas() {
   static const std::vector<IsaInfo> kIsas = {
       {"ref", [] { return true; }, &ref::register_ref},
+#if defined(NIBBLE_KERNELS_X86)
+      {"avx2",
+       [] {
+         const base::CpuFeatures& f = base::cpu_features();
+         return f.avx2 && f.fma && f.f16c;
+       },
+       &avx2::register_avx2},
+      {"avx512",
+       [] {
+         const base::CpuFeatures& f = base::cpu_features();
+         return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
+       },
+       &avx512::register_avx512},
+#endif
   };
   return kIsas;
 }
