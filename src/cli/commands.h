@@ -8,11 +8,15 @@ namespace nibble::cli {
 void add_version_info(CLI::App& app, CommandFn* run);
 void add_make_model(CLI::App& app, CommandFn* run);
 void add_run(CLI::App& app, CommandFn* run);
+void add_bench(CLI::App& app, CommandFn* run);
+// The default form of the `bench` group (cmd_bench_offline.cpp), called by add_bench.
+void add_bench_offline(CLI::App* bench, CommandFn* run);
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
     add_make_model,
     add_run,
+    add_bench,
 };
 
 }  // namespace nibble::cli

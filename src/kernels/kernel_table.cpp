@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "base/cpu_features.h"
+#include "kernels/generic_probes.h"
 #include "kernels/ref/ref_kernels.h"
 #if defined(NIBBLE_KERNELS_X86)
 #include "kernels/x86_avx2/avx2_kernels.h"
@@ -56,6 +57,7 @@ base::Result<KernelTable> make_kernel_table(std::string_view isa) {
     }
   }
   KernelTable table;
+  generic::register_probes(table);
   for (size_t i = 0; i <= last; ++i) {
     if (!isas[i].supported()) continue;
     isas[i].register_fn(table);

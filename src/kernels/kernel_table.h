@@ -51,6 +51,13 @@ struct KernelTable {
 
   // y[n] += alpha * x[n]
   void (*axpy)(float alpha, const float* x, int64_t n, float* y) = nullptr;
+
+  // Probes for `nibble bench`'s roofline, in this ISA's widest registers (not used by models).
+  // fma_probe: `iters` rounds of independent fp32 FMA chains; returns the FLOPs it did and
+  // leaves a value in *sink so the work cannot be dropped.
+  double (*fma_probe)(int64_t iters, float* sink) = nullptr;
+  // read_probe: sum of x[0..n), a read-only streaming pass.
+  float (*read_probe)(const float* x, int64_t n) = nullptr;
 };
 
 // One ISA that can fill (part of) a table.

@@ -306,6 +306,33 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+// Roofline probes: 12 independent FMA chains cover the FMA latency on both pipes; the read probe
+// keeps 4 accumulators so the adds never limit a streaming read.
+double fma_probe(int64_t iters, float* sink) {
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 mul = _mm512_set1_ps(0.999999f);
+  const __m512 add = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
+  }
+  for (int i = 1; i < kChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  *sink = hsum(acc[0]);
+  return static_cast<double>(iters) * kChains * kLanes * 2;
+}
+
+float read_probe(const float* x, int64_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    for (int v = 0; v < 4; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_loadu_ps(x + i + v * kLanes));
+  }
+  float sum = hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += x[i];
+  return sum;
+}
+
 }  // namespace
 
 void register_avx512(KernelTable& table) {
@@ -321,6 +348,8 @@ void register_avx512(KernelTable& table) {
   table.silu_mul = &silu_mul;
   table.dot = &dot;
   table.axpy = &axpy;
+  table.fma_probe = &fma_probe;
+  table.read_probe = &read_probe;
 }
 
 }  // namespace nibble::kernels::avx512
