@@ -5,6 +5,7 @@
 
 #include "base/cpu_features.h"
 #include "kernels/generic_probes.h"
+#include "kernels/ref/ref_attention.h"
 #include "kernels/ref/ref_kernels.h"
 #if defined(NIBBLE_KERNELS_X86)
 #include "kernels/x86_avx2/avx2_kernels.h"
@@ -58,6 +59,7 @@ base::Result<KernelTable> make_kernel_table(std::string_view isa) {
   }
   KernelTable table;
   generic::register_probes(table);
+  ref::register_ref_attention(table);
   for (size_t i = 0; i <= last; ++i) {
     if (!isas[i].supported()) continue;
     isas[i].register_fn(table);

@@ -306,6 +306,78 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+// Online-softmax attention (see KernelTable::attention). Keys go in blocks of kKeyBlock: each
+// query scores the block (one dot product per key), rescales its running output once by
+// exp(m_old - m_new), and adds the block's values weighted by exp(s - m_new) computed as one
+// vector. The block's K/V rows stay in L1 while every query of the call uses them.
+constexpr int64_t kKeyBlock = kLanes;
+constexpr int64_t kMaxQueries = 64;
+
+void attention_chunk(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
+                     int64_t head_dim, float scale) {
+  float m[kMaxQueries];
+  float l[kMaxQueries];
+  int64_t max_keys = 0;
+  for (int64_t i = 0; i < num_queries; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+    std::memset(out_rows[i], 0, static_cast<size_t>(head_dim) * sizeof(float));
+    max_keys = num_keys[i] > max_keys ? num_keys[i] : max_keys;
+  }
+  alignas(64) float scores[kKeyBlock];
+  for (int64_t j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
+    for (int64_t i = 0; i < num_queries; ++i) {
+      const int64_t nk = imin(kKeyBlock, num_keys[i] - j0);
+      if (nk <= 0) continue;
+      for (int64_t jj = 0; jj < nk; ++jj) scores[jj] = dot(q_rows[i], k_rows[j0 + jj] + kv_offset, head_dim) * scale;
+      
+      for (int64_t jj = nk; jj < kKeyBlock; ++jj) scores[jj] = -INFINITY;
+      const __m256 sv = _mm256_load_ps(scores);
+      const float block_max = hmax(sv);
+      const float m_new = block_max > m[i] ? block_max : m[i];
+      const float corr = m[i] == -INFINITY ? 0.0f : __builtin_expf(m[i] - m_new);
+      const __m256 p = exp_ps(_mm256_sub_ps(sv, _mm256_set1_ps(m_new)));
+      _mm256_store_ps(scores, p);
+      l[i] = l[i] * corr + hsum(p);
+      m[i] = m_new;
+      const __m256 corr_v = _mm256_set1_ps(corr);
+      float* out = out_rows[i];
+      int64_t d = 0;
+      for (; d + kLanes <= head_dim; d += kLanes) {
+      __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(out + d), corr_v);
+      for (int64_t jj = 0; jj < nk; ++jj) {
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[jj]), _mm256_loadu_ps(v_rows[j0 + jj] + kv_offset + d), acc);
+      }
+      _mm256_storeu_ps(out + d, acc);
+      }
+    for (; d < head_dim; ++d) {
+      float a = out[d] * corr;
+      for (int64_t jj = 0; jj < nk; ++jj) a += scores[jj] * v_rows[j0 + jj][kv_offset + d];
+      out[d] = a;
+    }
+    }
+  }
+  for (int64_t i = 0; i < num_queries; ++i) {
+    const __m256 inv_l = _mm256_set1_ps(l[i] > 0.0f ? 1.0f / l[i] : 0.0f);
+    float* out = out_rows[i];
+    int64_t d = 0;
+    for (; d + kLanes <= head_dim; d += kLanes) {
+      _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), inv_l));
+    }
+    for (; d < head_dim; ++d) out[d] *= 1.0f / l[i];
+  }
+}
+
+void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys, int64_t num_queries,
+               const float* const* k_rows, const float* const* v_rows, int64_t kv_offset, int64_t head_dim,
+               float scale) {
+  for (int64_t i0 = 0; i0 < num_queries; i0 += kMaxQueries) {
+    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows, v_rows,
+                    kv_offset, head_dim, scale);
+  }
+}
+
 // Roofline probes: 12 independent FMA chains cover the FMA latency on both pipes; the read probe
 // keeps 4 accumulators so the adds never limit a streaming read.
 double fma_probe(int64_t iters, float* sink) {
@@ -348,6 +420,7 @@ void register_avx2(KernelTable& table) {
   table.silu_mul = &silu_mul;
   table.dot = &dot;
   table.axpy = &axpy;
+  table.attention = &attention;
   table.fma_probe = &fma_probe;
   table.read_probe = &read_probe;
 }
