@@ -11,6 +11,9 @@
 #include "kernels/x86_avx2/avx2_kernels.h"
 #include "kernels/x86_avx512/avx512_kernels.h"
 #endif
+#if defined(NIBBLE_KERNELS_NEON)
+#include "kernels/arm_neon/neon_kernels.h"
+#endif
 
 namespace nibble::kernels {
 
@@ -30,6 +33,9 @@ const std::vector<IsaInfo>& known_isas() {
          return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
        },
        &avx512::register_avx512},
+#endif
+#if defined(NIBBLE_KERNELS_NEON)
+      {"neon", [] { return base::cpu_features().neon; }, &neon::register_neon},
 #endif
   };
   return kIsas;
