@@ -62,10 +62,40 @@ void bm_matmul(benchmark::State& state, std::string isa, WeightFormat format, in
       benchmark::Counter(static_cast<double>(w.bytes.size()) * iters, benchmark::Counter::kIsRate);
 }
 
+// The FMA peak probe of an ISA, one thread: compare its CPU-time FLOP/s with the matmuls'.
+void bm_fma_probe(benchmark::State& state, std::string isa) {
+  auto table = make_kernel_table(isa);
+  if (!table.ok()) {
+    state.SkipWithError(table.status().message().c_str());
+    return;
+  }
+  float sink = 0;
+  double flops = 0;
+  for (auto _ : state) flops += table->fma_probe(1 << 20, &sink);
+  benchmark::DoNotOptimize(sink);
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate);
+}
+
+// The streaming-read probe over 512 MiB (past every cache), one thread, in bytes/s.
+void bm_read_probe(benchmark::State& state, std::string isa) {
+  auto table = make_kernel_table(isa);
+  if (!table.ok()) {
+    state.SkipWithError(table.status().message().c_str());
+    return;
+  }
+  std::vector<float> buffer(size_t{128} << 20, 1.0f);
+  for (auto _ : state) benchmark::DoNotOptimize(table->read_probe(buffer.data(), static_cast<int64_t>(buffer.size())));
+  state.counters["B/s"] = benchmark::Counter(static_cast<double>(buffer.size() * sizeof(float)) *
+                                                 static_cast<double>(state.iterations()),
+                                             benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   for (const auto& info : known_isas()) {
     if (!info.supported()) continue;
     const std::string isa(info.name);
+    benchmark::RegisterBenchmark((std::string("fma_probe/") + isa).c_str(), bm_fma_probe, isa);
+    benchmark::RegisterBenchmark((std::string("read_probe/") + isa).c_str(), bm_read_probe, isa)->UseRealTime();
     for (WeightFormat format : {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32}) {
       const std::string fmt(weight_format_info(format).name);
       struct Shape {
@@ -75,6 +105,7 @@ void register_all() {
       // Decode: up/gate (3072x1024) and down (1024x3072); prefill: the same with 512 tokens.
       const Shape shapes[] = {{"gemv_up", 1, 3072, 1024},
                               {"gemv_down", 1, 1024, 3072},
+                              {"gemv_lm_head", 1, 151936, 1024},
                               {"gemm512_up", 512, 3072, 1024}};
       for (const Shape& s : shapes) {
         if (isa == "ref" && s.m > 1) continue;  // minutes per iteration; not informative

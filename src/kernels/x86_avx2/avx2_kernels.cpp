@@ -191,9 +191,40 @@ void gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begi
   }
 }
 
+// One weight row at a time with four accumulators: one sequential stream through the weights,
+// which the hardware prefetcher follows best (decode, one token).
+template <typename L>
+void gemv_one_token(const float* x, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y) {
+  const int64_t num_cols = w.num_cols;
+  const int64_t k_main = num_cols & ~int64_t{4 * kLanes - 1};
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const uint8_t* row = w.data + n * w.row_bytes;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+           acc3 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k < k_main; k += 4 * kLanes) {
+      acc0 = _mm256_fmadd_ps(L::load(row + k * L::kElemBytes), _mm256_loadu_ps(x + k), acc0);
+      acc1 = _mm256_fmadd_ps(L::load(row + (k + kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + kLanes), acc1);
+      acc2 = _mm256_fmadd_ps(L::load(row + (k + 2 * kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + 2 * kLanes), acc2);
+      acc3 = _mm256_fmadd_ps(L::load(row + (k + 3 * kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + 3 * kLanes), acc3);
+    }
+    for (; k + kLanes <= num_cols; k += kLanes) {
+      acc0 = _mm256_fmadd_ps(L::load(row + k * L::kElemBytes), _mm256_loadu_ps(x + k), acc0);
+    }
+    if (k < num_cols) {
+      acc1 = _mm256_fmadd_ps(load_tail<L>(row + k * L::kElemBytes, num_cols - k), load_tail_f32(x + k, num_cols - k), acc1);
+    }
+    y[n] = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  }
+}
+
 template <typename L>
 void matmul(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
             int64_t ldy) {
+  if (num_tokens == 1) {
+    gemv_one_token<L>(x, w, n_begin, n_end, y);
+    return;
+  }
   if (num_tokens >= kGemmMinTokens) {
     gemm<L>(x, num_tokens, w, n_begin, n_end, y, ldy);
     return;
