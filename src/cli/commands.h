@@ -8,11 +8,15 @@ namespace nibble::cli {
 void add_version_info(CLI::App& app, CommandFn* run);
 void add_make_model(CLI::App& app, CommandFn* run);
 void add_run(CLI::App& app, CommandFn* run);
+void add_quantize(CLI::App& app, CommandFn* run);
+void add_eval(CLI::App& app, CommandFn* run);
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
     add_make_model,
     add_run,
+    add_quantize,
+    add_eval,
 };
 
 }  // namespace nibble::cli
