@@ -8,6 +8,8 @@ namespace nibble::cli {
 void add_version_info(CLI::App& app, CommandFn* run);
 void add_make_model(CLI::App& app, CommandFn* run);
 void add_run(CLI::App& app, CommandFn* run);
+void add_quantize(CLI::App& app, CommandFn* run);
+void add_eval(CLI::App& app, CommandFn* run);
 void add_bench(CLI::App& app, CommandFn* run);
 // The default form of the `bench` group (cmd_bench_offline.cpp), called by add_bench.
 void add_bench_offline(CLI::App* bench, CommandFn* run);
@@ -16,6 +18,8 @@ inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
     add_make_model,
     add_run,
+    add_quantize,
+    add_eval,
     add_bench,
 };
 

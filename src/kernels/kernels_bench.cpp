@@ -38,7 +38,11 @@ Weights make_weights(WeightFormat format, int64_t n, int64_t k) {
       std::memcpy(w.bytes.data() + i * 2, &h, 2);
     }
   }
-  w.view = MatWeight{format, n, k, k * elem_bytes, w.bytes.data(), nullptr, 0, 1.0f};
+  w.view.format = format;
+  w.view.num_rows = n;
+  w.view.num_cols = k;
+  w.view.row_bytes = k * elem_bytes;
+  w.view.data = w.bytes.data();
   return w;
 }
 

@@ -243,6 +243,7 @@ base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, Wei
   } else {
     NIBBLE_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", config.vocab_size, hidden));
   }
+  w.owned = loader.owned_buffers();
   return w;
 }
 
