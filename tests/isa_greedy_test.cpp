@@ -18,9 +18,10 @@ using testing_util::TempDir;
 
 std::string greedy_ids(const std::string& isa, const std::string& model_dir) {
   ::setenv("NIBBLE_ISA", isa.c_str(), 1);
-  auto r = run_nibble({"run", model_dir, "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21",
-                       "-n", "64", "--temp", "0", "--print-ids", "--ignore-eos", "-t", "2"},
-                      false);
+  auto r =
+      run_nibble({"run", model_dir, "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21",
+                  "-n", "64", "--temp", "0", "--print-ids", "--ignore-eos", "-t", "2"},
+                 false);
   ::unsetenv("NIBBLE_ISA");
   EXPECT_EQ(r.exit_code, 0) << isa;
   return r.output;
@@ -30,7 +31,8 @@ TEST(IsaGreedyTest, EveryIsaGeneratesTheReferenceTokens) {
   for (const char* arch : {"qwen3", "llama"}) {
     TempDir dir(std::string("isa_greedy_") + arch);
     const std::string model_dir = dir / "m";
-    auto made = run_nibble({"make-model", model_dir, "--arch", arch, "--preset", "small", "--init-std", "0.1"}, true);
+    auto made =
+        run_nibble({"make-model", model_dir, "--arch", arch, "--preset", "small", "--init-std", "0.1"}, true);
     ASSERT_EQ(made.exit_code, 0) << made.output;
     const std::string ref = greedy_ids("ref", model_dir);
     ASSERT_GT(ref.size(), 64u);

@@ -70,7 +70,8 @@ void ThreadPool::worker_loop(int thread_idx) {
     }
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen_generation; });
+      wake_.wait(lock,
+                 [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen_generation; });
       if (stopping_) return;
       seen_generation = generation_.load(std::memory_order_acquire);
     }

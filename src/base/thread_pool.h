@@ -22,8 +22,9 @@ class TaskFn {
  public:
   template <typename F>
   TaskFn(F& f)  // NOLINT: implicit by design
-      : obj_(static_cast<void*>(&f)),
-        call_([](void* obj, int64_t task_idx, int thread_idx) { (*static_cast<F*>(obj))(task_idx, thread_idx); }) {}
+      : obj_(static_cast<void*>(&f)), call_([](void* obj, int64_t task_idx, int thread_idx) {
+          (*static_cast<F*>(obj))(task_idx, thread_idx);
+        }) {}
   void operator()(int64_t task_idx, int thread_idx) const { call_(obj_, task_idx, thread_idx); }
 
  private:

@@ -47,9 +47,9 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
   model::LoadOptions load;
   load.max_seq_len = std::max<int64_t>({options.num_prompt_tokens, options.num_gen_tokens, 1});
   if (load.max_seq_len > config.max_position_embeddings) {
-    return base::invalid_argument("bench: -p/-n of " + std::to_string(load.max_seq_len) +
-                                  " tokens exceed max_position_embeddings " +
-                                  std::to_string(config.max_position_embeddings) + " of " + options.model_dir);
+    return base::invalid_argument(
+        "bench: -p/-n of " + std::to_string(load.max_seq_len) + " tokens exceed max_position_embeddings " +
+        std::to_string(config.max_position_embeddings) + " of " + options.model_dir);
   }
   load.max_batch_tokens = std::max<int64_t>(options.num_prompt_tokens, 1);
   load.max_logit_rows = 1;
@@ -88,7 +88,8 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
       const double t0 = now_s();
       for (int64_t i = 0; i < steps; ++i) {
         NIBBLE_ASSIGN_OR_RETURN(std::span<const float> logits, m->forward({&next, 1}, i, *cache, 1));
-        next = static_cast<int32_t>(i + static_cast<int64_t>(logits[0] > 0)) % static_cast<int32_t>(config.vocab_size);
+        next = static_cast<int32_t>(i + static_cast<int64_t>(logits[0] > 0)) %
+               static_cast<int32_t>(config.vocab_size);
       }
       const double dt = now_s() - t0;
       if (rep >= 0) tg.push_back(static_cast<double>(steps) / dt);
@@ -104,7 +105,8 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
   const TokenCost cost = token_cost(config);
   // Parameters in the checkpoint: projections, embeddings (and an untied lm_head), norms.
   const double hidden = static_cast<double>(config.hidden_size);
-  const double total_params = cost.matmul_params + cost.lm_head_params * (config.tie_word_embeddings ? 1 : 2) +
+  const double total_params = cost.matmul_params +
+                              cost.lm_head_params * (config.tie_word_embeddings ? 1 : 2) +
                               hidden * (2 * static_cast<double>(config.num_hidden_layers) + 1);
   r.bytes_per_param = r.weight_bytes / total_params;
   r.decode_bytes_per_token =
@@ -118,9 +120,10 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
 std::string format_offline_text(const OfflineResult& r) {
   char buf[512];
   std::string out;
-  std::snprintf(buf, sizeof(buf), "model: %s (%s, %.1f MB of weights, %.2f bytes/param)  isa: %s  threads: %d  reps: %d\n",
-                r.model_dir.c_str(), r.architecture.c_str(), r.weight_bytes / 1e6, r.bytes_per_param, r.isa.c_str(),
-                r.num_threads, r.num_reps);
+  std::snprintf(buf, sizeof(buf),
+                "model: %s (%s, %.1f MB of weights, %.2f bytes/param)  isa: %s  threads: %d  reps: %d\n",
+                r.model_dir.c_str(), r.architecture.c_str(), r.weight_bytes / 1e6, r.bytes_per_param,
+                r.isa.c_str(), r.num_threads, r.num_reps);
   out += buf;
   out += "| test   |             t/s |  roofline t/s | of roofline |\n";
   out += "| ------ | --------------: | ------------: | ----------: |\n";
@@ -136,11 +139,12 @@ std::string format_offline_text(const OfflineResult& r) {
                   r.decode_roofline_tok_s, 100.0 * r.decode_tok_s.mean / r.decode_roofline_tok_s);
     out += buf;
   }
-  std::snprintf(buf, sizeof(buf),
-                "roofline: read bandwidth %.2f GB/s, fp32 FMA peak %.1f GFLOP/s (%d threads); decode %.1f MB/token "
-                "(weights + KV), prefill %.3f GFLOP/token\n",
-                r.read_bytes_per_s / 1e9, r.fma_flops_per_s / 1e9, r.num_threads, r.decode_bytes_per_token / 1e6,
-                r.prefill_flops_per_token / 1e9);
+  std::snprintf(
+      buf, sizeof(buf),
+      "roofline: read bandwidth %.2f GB/s, fp32 FMA peak %.1f GFLOP/s (%d threads); decode %.1f MB/token "
+      "(weights + KV), prefill %.3f GFLOP/token\n",
+      r.read_bytes_per_s / 1e9, r.fma_flops_per_s / 1e9, r.num_threads, r.decode_bytes_per_token / 1e6,
+      r.prefill_flops_per_token / 1e9);
   out += buf;
   return out;
 }

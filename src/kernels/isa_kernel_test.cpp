@@ -19,8 +19,8 @@
 
 #include "base/float16.h"
 #include "base/thread_pool.h"
-#include "kernels/kernel_table.h"
 #include "formats/block_format.h"
+#include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
 namespace nibble::kernels {
@@ -36,7 +36,9 @@ std::vector<std::string> fast_isas() {
 }
 
 // NMSE bound per format (see the file comment): the same for all, summation order only.
-double nmse_bound(WeightFormat /*format*/) { return 1e-10; }
+double nmse_bound(WeightFormat /*format*/) {
+  return 1e-10;
+}
 
 // A weight W[n, k] in `format` with its storage (random normal values, quantized by the formats
 // row's default rule for block formats).
@@ -253,8 +255,8 @@ TEST_P(IsaVsRefTest, AttentionMatchesFp64Softmax) {
       std::vector<float> out(static_cast<size_t>(nq * head_dim), 5.0f);
       std::vector<float*> out_rows;
       for (int64_t i = 0; i < nq; ++i) out_rows.push_back(out.data() + i * head_dim);
-      table->attention(q_rows.data(), out_rows.data(), num_keys.data(), nq, k_rows.data(), v_rows.data(), kv_offset,
-                       head_dim, scale);
+      table->attention(q_rows.data(), out_rows.data(), num_keys.data(), nq, k_rows.data(), v_rows.data(),
+                       kv_offset, head_dim, scale);
       for (int64_t i = 0; i < nq; ++i) {
         std::vector<double> s(static_cast<size_t>(num_keys[i]));
         double max_s = -1e300, sum = 0;
@@ -268,7 +270,8 @@ TEST_P(IsaVsRefTest, AttentionMatchesFp64Softmax) {
         for (int64_t c = 0; c < head_dim; ++c) {
           double expect = 0;
           for (int64_t j = 0; j < num_keys[i]; ++j) expect += s[j] / sum * v_rows[j][kv_offset + c];
-          EXPECT_NEAR(out_rows[i][c], expect, 1e-5 * 4) << table->isa << " head_dim=" << head_dim << " query " << i;
+          EXPECT_NEAR(out_rows[i][c], expect, 1e-5 * 4)
+              << table->isa << " head_dim=" << head_dim << " query " << i;
         }
       }
     }

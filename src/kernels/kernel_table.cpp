@@ -19,23 +19,23 @@ namespace nibble::kernels {
 
 const std::vector<IsaInfo>& known_isas() {
   static const std::vector<IsaInfo> kIsas = {
-      {"ref", [] { return true; }, &ref::register_ref},
+    {"ref", [] { return true; }, &ref::register_ref},
 #if defined(NIBBLE_KERNELS_X86)
-      {"avx2",
-       [] {
-         const base::CpuFeatures& f = base::cpu_features();
-         return f.avx2 && f.fma && f.f16c;
-       },
-       &avx2::register_avx2},
-      {"avx512",
-       [] {
-         const base::CpuFeatures& f = base::cpu_features();
-         return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
-       },
-       &avx512::register_avx512},
+    {"avx2",
+     [] {
+       const base::CpuFeatures& f = base::cpu_features();
+       return f.avx2 && f.fma && f.f16c;
+     },
+     &avx2::register_avx2},
+    {"avx512",
+     [] {
+       const base::CpuFeatures& f = base::cpu_features();
+       return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
+     },
+     &avx512::register_avx512},
 #endif
 #if defined(NIBBLE_KERNELS_NEON)
-      {"neon", [] { return base::cpu_features().neon; }, &neon::register_neon},
+    {"neon", [] { return base::cpu_features().neon; }, &neon::register_neon},
 #endif
   };
   return kIsas;

@@ -46,7 +46,8 @@ Weights make_weights(WeightFormat format, int64_t n, int64_t k) {
   return w;
 }
 
-void bm_matmul(benchmark::State& state, std::string isa, WeightFormat format, int64_t m, int64_t n, int64_t k) {
+void bm_matmul(benchmark::State& state, std::string isa, WeightFormat format, int64_t m, int64_t n,
+               int64_t k) {
   auto table = make_kernel_table(isa);
   if (!table.ok()) {
     state.SkipWithError(table.status().message().c_str());
@@ -88,10 +89,11 @@ void bm_read_probe(benchmark::State& state, std::string isa) {
     return;
   }
   std::vector<float> buffer(size_t{128} << 20, 1.0f);
-  for (auto _ : state) benchmark::DoNotOptimize(table->read_probe(buffer.data(), static_cast<int64_t>(buffer.size())));
-  state.counters["B/s"] = benchmark::Counter(static_cast<double>(buffer.size() * sizeof(float)) *
-                                                 static_cast<double>(state.iterations()),
-                                             benchmark::Counter::kIsRate);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(table->read_probe(buffer.data(), static_cast<int64_t>(buffer.size())));
+  state.counters["B/s"] = benchmark::Counter(
+      static_cast<double>(buffer.size() * sizeof(float)) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
 }
 
 void register_all() {
@@ -99,7 +101,8 @@ void register_all() {
     if (!info.supported()) continue;
     const std::string isa(info.name);
     benchmark::RegisterBenchmark((std::string("fma_probe/") + isa).c_str(), bm_fma_probe, isa);
-    benchmark::RegisterBenchmark((std::string("read_probe/") + isa).c_str(), bm_read_probe, isa)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("read_probe/") + isa).c_str(), bm_read_probe, isa)
+        ->UseRealTime();
     for (WeightFormat format : {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32}) {
       const std::string fmt(weight_format_info(format).name);
       struct Shape {
@@ -113,8 +116,8 @@ void register_all() {
                               {"gemm512_up", 512, 3072, 1024}};
       for (const Shape& s : shapes) {
         if (isa == "ref" && s.m > 1) continue;  // minutes per iteration; not informative
-        benchmark::RegisterBenchmark((std::string("matmul/") + isa + "/" + fmt + "/" + s.name).c_str(), bm_matmul,
-                                     isa, format, s.m, s.n, s.k)
+        benchmark::RegisterBenchmark((std::string("matmul/") + isa + "/" + fmt + "/" + s.name).c_str(),
+                                     bm_matmul, isa, format, s.m, s.n, s.k)
             ->Arg(1)
             ->Arg(2)
             ->UseRealTime()

@@ -20,10 +20,16 @@ constexpr int kTileTokens = 8;
 constexpr int64_t kKc = 512;
 constexpr int64_t kGemmMinTokens = 4;
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
-inline float hsum(float32x4_t v) { return vaddvq_f32(v); }
-inline float hmax(float32x4_t v) { return vmaxvq_f32(v); }
+inline float hsum(float32x4_t v) {
+  return vaddvq_f32(v);
+}
+inline float hmax(float32x4_t v) {
+  return vmaxvq_f32(v);
+}
 
 // e^x as in the x86 bodies: degree-6 polynomial on |r| <= ln2/2, 0 below -87.3.
 inline float32x4_t exp_ps(float32x4_t x) {
@@ -203,7 +209,8 @@ float dot(const float* a, const float* b, int64_t n) {
 
 void axpy(float alpha, const float* x, int64_t n, float* y) {
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
+  for (; i + kLanes <= n; i += kLanes)
+    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
   for (; i < n; ++i) y[i] = __builtin_fmaf(alpha, x[i], y[i]);
 }
 
@@ -289,8 +296,8 @@ constexpr int64_t kKeyBlock = kLanes;
 constexpr int64_t kMaxQueries = 64;
 
 void attention_chunk(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
-                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
-                     int64_t head_dim, float scale) {
+                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows,
+                     int64_t kv_offset, int64_t head_dim, float scale) {
   float m[kMaxQueries];
   float l[kMaxQueries];
   int64_t max_keys = 0;
@@ -320,7 +327,8 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
       int64_t d = 0;
       for (; d + kLanes <= head_dim; d += kLanes) {
         float32x4_t acc = vmulq_n_f32(vld1q_f32(out + d), corr);
-        for (int64_t jj = 0; jj < nk; ++jj) acc = vfmaq_n_f32(acc, vld1q_f32(v_rows[j0 + jj] + kv_offset + d), scores[jj]);
+        for (int64_t jj = 0; jj < nk; ++jj)
+          acc = vfmaq_n_f32(acc, vld1q_f32(v_rows[j0 + jj] + kv_offset + d), scores[jj]);
         vst1q_f32(out + d, acc);
       }
       for (; d < head_dim; ++d) {
@@ -336,12 +344,12 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
   }
 }
 
-void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys, int64_t num_queries,
-               const float* const* k_rows, const float* const* v_rows, int64_t kv_offset, int64_t head_dim,
-               float scale) {
+void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+               int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
+               int64_t head_dim, float scale) {
   for (int64_t i0 = 0; i0 < num_queries; i0 += kMaxQueries) {
-    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows, v_rows,
-                    kv_offset, head_dim, scale);
+    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows,
+                    v_rows, kv_offset, head_dim, scale);
   }
 }
 

@@ -9,9 +9,9 @@
 namespace nibble::kernels::ref {
 namespace {
 
-void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys, int64_t num_queries,
-               const float* const* k_rows, const float* const* v_rows, int64_t kv_offset, int64_t head_dim,
-               float scale) {
+void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+               int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
+               int64_t head_dim, float scale) {
   for (int64_t i = 0; i < num_queries; ++i) {
     const float* q = q_rows[i];
     float* out = out_rows[i];
@@ -41,6 +41,8 @@ void attention(const float* const* q_rows, float* const* out_rows, const int64_t
 
 }  // namespace
 
-void register_ref_attention(KernelTable& table) { table.attention = &attention; }
+void register_ref_attention(KernelTable& table) {
+  table.attention = &attention;
+}
 
 }  // namespace nibble::kernels::ref

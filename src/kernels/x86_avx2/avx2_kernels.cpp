@@ -23,7 +23,9 @@ constexpr int kTileTokens = 16;
 constexpr int64_t kKc = 512;
 constexpr int64_t kGemmMinTokens = 6;
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 inline float hsum(__m256 v) {
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -72,7 +74,9 @@ struct LoadBF16 {
 };
 struct LoadF16 {
   static constexpr int kElemBytes = 2;
-  static __m256 load(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 load(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
 };
 
 // The last num_elems (< 8) elements at p, zero-padded to 8 lanes.
@@ -118,12 +122,14 @@ void gemv_rows(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n
     for (int r = 0; r < kRows; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t k = 0; k < k_main; k += kLanes) {
       const __m256 xv = _mm256_loadu_ps(xm + k);
-      for (int r = 0; r < kRows; ++r) acc[r] = _mm256_fmadd_ps(L::load(rows[r] + k * L::kElemBytes), xv, acc[r]);
+      for (int r = 0; r < kRows; ++r)
+        acc[r] = _mm256_fmadd_ps(L::load(rows[r] + k * L::kElemBytes), xv, acc[r]);
     }
     if (k_main < num_cols) {
       const __m256 xv = load_tail_f32(xm + k_main, num_cols - k_main);
       for (int r = 0; r < kRows; ++r) {
-        acc[r] = _mm256_fmadd_ps(load_tail<L>(rows[r] + k_main * L::kElemBytes, num_cols - k_main), xv, acc[r]);
+        acc[r] =
+            _mm256_fmadd_ps(load_tail<L>(rows[r] + k_main * L::kElemBytes, num_cols - k_main), xv, acc[r]);
       }
     }
     for (int r = 0; r < kRows; ++r) y[m * ldy + n + r] = hsum(acc[r]);
@@ -204,15 +210,19 @@ void gemv_one_token(const float* x, const MatWeight& w, int64_t n_begin, int64_t
     int64_t k = 0;
     for (; k < k_main; k += 4 * kLanes) {
       acc0 = _mm256_fmadd_ps(L::load(row + k * L::kElemBytes), _mm256_loadu_ps(x + k), acc0);
-      acc1 = _mm256_fmadd_ps(L::load(row + (k + kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + kLanes), acc1);
-      acc2 = _mm256_fmadd_ps(L::load(row + (k + 2 * kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + 2 * kLanes), acc2);
-      acc3 = _mm256_fmadd_ps(L::load(row + (k + 3 * kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + 3 * kLanes), acc3);
+      acc1 =
+          _mm256_fmadd_ps(L::load(row + (k + kLanes) * L::kElemBytes), _mm256_loadu_ps(x + k + kLanes), acc1);
+      acc2 = _mm256_fmadd_ps(L::load(row + (k + 2 * kLanes) * L::kElemBytes),
+                             _mm256_loadu_ps(x + k + 2 * kLanes), acc2);
+      acc3 = _mm256_fmadd_ps(L::load(row + (k + 3 * kLanes) * L::kElemBytes),
+                             _mm256_loadu_ps(x + k + 3 * kLanes), acc3);
     }
     for (; k + kLanes <= num_cols; k += kLanes) {
       acc0 = _mm256_fmadd_ps(L::load(row + k * L::kElemBytes), _mm256_loadu_ps(x + k), acc0);
     }
     if (k < num_cols) {
-      acc1 = _mm256_fmadd_ps(load_tail<L>(row + k * L::kElemBytes, num_cols - k), load_tail_f32(x + k, num_cols - k), acc1);
+      acc1 = _mm256_fmadd_ps(load_tail<L>(row + k * L::kElemBytes, num_cols - k),
+                             load_tail_f32(x + k, num_cols - k), acc1);
     }
     y[n] = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
   }
@@ -241,7 +251,8 @@ float dot(const float* a, const float* b, int64_t n) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + kLanes), _mm256_loadu_ps(b + i + kLanes), acc1);
   }
-  for (; i + kLanes <= n; i += kLanes) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  for (; i + kLanes <= n; i += kLanes)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
   if (i < n) acc1 = _mm256_fmadd_ps(load_tail_f32(a + i, n - i), load_tail_f32(b + i, n - i), acc1);
   return hsum(_mm256_add_ps(acc0, acc1));
 }
@@ -317,7 +328,8 @@ void softmax(float* x, int64_t n) {
     vsum = _mm256_add_ps(vsum, e);
   }
   const __m256 inv_sum = _mm256_set1_ps(1.0f / hsum(vsum));
-  for (i = 0; i + kLanes <= n; i += kLanes) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv_sum));
+  for (i = 0; i + kLanes <= n; i += kLanes)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv_sum));
   const float inv = 1.0f / hsum(vsum);
   for (; i < n; ++i) x[i] *= inv;
 }
@@ -328,12 +340,14 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   for (; i + kLanes <= n; i += kLanes) {
     const __m256 g = _mm256_loadu_ps(gate + i);
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    _mm256_storeu_ps(out + i,
+                     _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
   }
   if (i < n) {
     const __m256 g = load_tail_f32(gate + i, n - i);
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
-    store_tail(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), load_tail_f32(up + i, n - i)), n - i);
+    store_tail(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), load_tail_f32(up + i, n - i)),
+               n - i);
   }
 }
 
@@ -345,8 +359,8 @@ constexpr int64_t kKeyBlock = kLanes;
 constexpr int64_t kMaxQueries = 64;
 
 void attention_chunk(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
-                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
-                     int64_t head_dim, float scale) {
+                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows,
+                     int64_t kv_offset, int64_t head_dim, float scale) {
   float m[kMaxQueries];
   float l[kMaxQueries];
   int64_t max_keys = 0;
@@ -361,8 +375,9 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
     for (int64_t i = 0; i < num_queries; ++i) {
       const int64_t nk = imin(kKeyBlock, num_keys[i] - j0);
       if (nk <= 0) continue;
-      for (int64_t jj = 0; jj < nk; ++jj) scores[jj] = dot(q_rows[i], k_rows[j0 + jj] + kv_offset, head_dim) * scale;
-      
+      for (int64_t jj = 0; jj < nk; ++jj)
+        scores[jj] = dot(q_rows[i], k_rows[j0 + jj] + kv_offset, head_dim) * scale;
+
       for (int64_t jj = nk; jj < kKeyBlock; ++jj) scores[jj] = -INFINITY;
       const __m256 sv = _mm256_load_ps(scores);
       const float block_max = hmax(sv);
@@ -376,17 +391,18 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
       float* out = out_rows[i];
       int64_t d = 0;
       for (; d + kLanes <= head_dim; d += kLanes) {
-      __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(out + d), corr_v);
-      for (int64_t jj = 0; jj < nk; ++jj) {
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[jj]), _mm256_loadu_ps(v_rows[j0 + jj] + kv_offset + d), acc);
+        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(out + d), corr_v);
+        for (int64_t jj = 0; jj < nk; ++jj) {
+          acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[jj]), _mm256_loadu_ps(v_rows[j0 + jj] + kv_offset + d),
+                                acc);
+        }
+        _mm256_storeu_ps(out + d, acc);
       }
-      _mm256_storeu_ps(out + d, acc);
+      for (; d < head_dim; ++d) {
+        float a = out[d] * corr;
+        for (int64_t jj = 0; jj < nk; ++jj) a += scores[jj] * v_rows[j0 + jj][kv_offset + d];
+        out[d] = a;
       }
-    for (; d < head_dim; ++d) {
-      float a = out[d] * corr;
-      for (int64_t jj = 0; jj < nk; ++jj) a += scores[jj] * v_rows[j0 + jj][kv_offset + d];
-      out[d] = a;
-    }
     }
   }
   for (int64_t i = 0; i < num_queries; ++i) {
@@ -400,12 +416,12 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
   }
 }
 
-void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys, int64_t num_queries,
-               const float* const* k_rows, const float* const* v_rows, int64_t kv_offset, int64_t head_dim,
-               float scale) {
+void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+               int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
+               int64_t head_dim, float scale) {
   for (int64_t i0 = 0; i0 < num_queries; i0 += kMaxQueries) {
-    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows, v_rows,
-                    kv_offset, head_dim, scale);
+    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows,
+                    v_rows, kv_offset, head_dim, scale);
   }
 }
 

@@ -24,14 +24,18 @@ namespace nibble::kernels::avx512 {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kTileRows = 12;         // weight rows per GEMM micro-tile
-constexpr int kTileTokens = 32;       // tokens per GEMM micro-tile (two zmm)
-constexpr int64_t kKc = 512;          // K block of the GEMM (xt 64 KiB + wp 24 KiB on the stack)
-constexpr int64_t kGemmMinTokens = 6; // below this, GEMV re-reading rows from L1 is cheaper
+constexpr int kTileRows = 12;          // weight rows per GEMM micro-tile
+constexpr int kTileTokens = 32;        // tokens per GEMM micro-tile (two zmm)
+constexpr int64_t kKc = 512;           // K block of the GEMM (xt 64 KiB + wp 24 KiB on the stack)
+constexpr int64_t kGemmMinTokens = 6;  // below this, GEMV re-reading rows from L1 is cheaper
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
-inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+inline __mmask16 tail_mask(int64_t n) {
+  return static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // Through memory: g++ 12's 512->256 extract/cast intrinsics trip -Wuninitialized (GCC bug 105593).
 inline __m256 halves_sum(__m512 v) {
@@ -92,13 +96,19 @@ struct LoadBF16 {
   static __m512 widen(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
-  static __m512 load(const uint8_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 load(const uint8_t* p) {
+    return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static __m512 load_masked(const uint8_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
 };
 struct LoadF16 {
   static constexpr int kElemBytes = 2;
-  static __m512 load(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static __m512 load_masked(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static __m512 load(const uint8_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static __m512 load_masked(const uint8_t* p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  }
 };
 
 // out[0, num_elems) = row elements [k0, k0 + num_elems) as fp32.
@@ -132,7 +142,8 @@ void gemv_rows(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n
     for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < k_main; k += kLanes) {
       const __m512 xv = _mm512_loadu_ps(xm + k);
-      for (int r = 0; r < kRows; ++r) acc[r] = _mm512_fmadd_ps(L::load(rows[r] + k * L::kElemBytes), xv, acc[r]);
+      for (int r = 0; r < kRows; ++r)
+        acc[r] = _mm512_fmadd_ps(L::load(rows[r] + k * L::kElemBytes), xv, acc[r]);
     }
     if (tail != 0) {
       const __m512 xv = _mm512_maskz_loadu_ps(tail, xm + k_main);
@@ -229,13 +240,17 @@ void gemv_one_token(const float* x, const MatWeight& w, int64_t n_begin, int64_t
     int64_t k = 0;
     for (; k < k_main; k += 4 * kLanes) {
       acc0 = _mm512_fmadd_ps(L::load(row + k * L::kElemBytes), _mm512_loadu_ps(x + k), acc0);
-      acc1 = _mm512_fmadd_ps(L::load(row + (k + kLanes) * L::kElemBytes), _mm512_loadu_ps(x + k + kLanes), acc1);
-      acc2 = _mm512_fmadd_ps(L::load(row + (k + 2 * kLanes) * L::kElemBytes), _mm512_loadu_ps(x + k + 2 * kLanes), acc2);
-      acc3 = _mm512_fmadd_ps(L::load(row + (k + 3 * kLanes) * L::kElemBytes), _mm512_loadu_ps(x + k + 3 * kLanes), acc3);
+      acc1 =
+          _mm512_fmadd_ps(L::load(row + (k + kLanes) * L::kElemBytes), _mm512_loadu_ps(x + k + kLanes), acc1);
+      acc2 = _mm512_fmadd_ps(L::load(row + (k + 2 * kLanes) * L::kElemBytes),
+                             _mm512_loadu_ps(x + k + 2 * kLanes), acc2);
+      acc3 = _mm512_fmadd_ps(L::load(row + (k + 3 * kLanes) * L::kElemBytes),
+                             _mm512_loadu_ps(x + k + 3 * kLanes), acc3);
     }
     for (; k < num_cols; k += kLanes) {
       const __mmask16 m = tail_mask(imin(kLanes, num_cols - k));
-      acc0 = _mm512_fmadd_ps(L::load_masked(row + k * L::kElemBytes, m), _mm512_maskz_loadu_ps(m, x + k), acc0);
+      acc0 =
+          _mm512_fmadd_ps(L::load_masked(row + k * L::kElemBytes, m), _mm512_maskz_loadu_ps(m, x + k), acc0);
     }
     y[n] = hsum(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
   }
@@ -290,7 +305,8 @@ class QuantDecoder {
       __m512 v;
       if (four_bit_) {
         // Element 2j is the low nibble of byte j: interleave low and high nibbles in order.
-        const __m128i bytes = _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << ((count + 1) / 2)) - 1u), row + k / 2);
+        const __m128i bytes =
+            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << ((count + 1) / 2)) - 1u), row + k / 2);
         const __m128i low = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
         const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
         const __m512i idx = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(low, high));
@@ -322,8 +338,8 @@ class QuantDecoder {
 
 float dot(const float* a, const float* b, int64_t n);
 
-void matmul_quant(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
-                  int64_t ldy) {
+void matmul_quant(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end,
+                  float* y, int64_t ldy) {
   const QuantDecoder decoder(w);
   if (num_tokens >= kGemmMinTokens) {
     gemm(decoder, x, num_tokens, w, n_begin, n_end, y, ldy);
@@ -370,7 +386,8 @@ void axpy(float alpha, const float* x, int64_t n, float* y) {
   }
   if (i < n) {
     const __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    _mm512_mask_storeu_ps(
+        y + i, m, _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   }
 }
 
@@ -446,8 +463,8 @@ constexpr int64_t kKeyBlock = kLanes;
 constexpr int64_t kMaxQueries = 64;
 
 void attention_chunk(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
-                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
-                     int64_t head_dim, float scale) {
+                     int64_t num_queries, const float* const* k_rows, const float* const* v_rows,
+                     int64_t kv_offset, int64_t head_dim, float scale) {
   float m[kMaxQueries];
   float l[kMaxQueries];
   int64_t max_keys = 0;
@@ -462,7 +479,8 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
     for (int64_t i = 0; i < num_queries; ++i) {
       const int64_t nk = imin(kKeyBlock, num_keys[i] - j0);
       if (nk <= 0) continue;
-      for (int64_t jj = 0; jj < nk; ++jj) scores[jj] = dot(q_rows[i], k_rows[j0 + jj] + kv_offset, head_dim) * scale;
+      for (int64_t jj = 0; jj < nk; ++jj)
+        scores[jj] = dot(q_rows[i], k_rows[j0 + jj] + kv_offset, head_dim) * scale;
       const __mmask16 mask = tail_mask(nk);
       const __m512 sv = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mask, scores);
       const float block_max = hmax(sv);
@@ -476,12 +494,13 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
       float* out = out_rows[i];
       int64_t d = 0;
       for (; d < head_dim; d += kLanes) {
-      const __mmask16 dm = tail_mask(imin(kLanes, head_dim - d));
-      __m512 acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, out + d), corr_v);
-      for (int64_t jj = 0; jj < nk; ++jj) {
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(scores[jj]), _mm512_maskz_loadu_ps(dm, v_rows[j0 + jj] + kv_offset + d), acc);
-      }
-      _mm512_mask_storeu_ps(out + d, dm, acc);
+        const __mmask16 dm = tail_mask(imin(kLanes, head_dim - d));
+        __m512 acc = _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, out + d), corr_v);
+        for (int64_t jj = 0; jj < nk; ++jj) {
+          acc = _mm512_fmadd_ps(_mm512_set1_ps(scores[jj]),
+                                _mm512_maskz_loadu_ps(dm, v_rows[j0 + jj] + kv_offset + d), acc);
+        }
+        _mm512_mask_storeu_ps(out + d, dm, acc);
       }
     }
   }
@@ -496,12 +515,12 @@ void attention_chunk(const float* const* q_rows, float* const* out_rows, const i
   }
 }
 
-void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys, int64_t num_queries,
-               const float* const* k_rows, const float* const* v_rows, int64_t kv_offset, int64_t head_dim,
-               float scale) {
+void attention(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+               int64_t num_queries, const float* const* k_rows, const float* const* v_rows, int64_t kv_offset,
+               int64_t head_dim, float scale) {
   for (int64_t i0 = 0; i0 < num_queries; i0 += kMaxQueries) {
-    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows, v_rows,
-                    kv_offset, head_dim, scale);
+    attention_chunk(q_rows + i0, out_rows + i0, num_keys + i0, imin(kMaxQueries, num_queries - i0), k_rows,
+                    v_rows, kv_offset, head_dim, scale);
   }
 }
 
