@@ -109,8 +109,8 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
                               cost.lm_head_params * (config.tie_word_embeddings ? 1 : 2) +
                               hidden * (2 * static_cast<double>(config.num_hidden_layers) + 1);
   r.bytes_per_param = r.weight_bytes / total_params;
-  r.decode_bytes_per_token =
-      decode_bytes_per_token(cost, r.bytes_per_param, static_cast<double>(options.num_gen_tokens) / 2);
+  r.decode_bytes_per_token = decode_bytes_per_token(cost, weight_bytes_read_per_token(config, r.weight_bytes),
+                                                    static_cast<double>(options.num_gen_tokens) / 2);
   r.prefill_flops_per_token = prefill_flops_per_token(cost, std::max<int64_t>(options.num_prompt_tokens, 1));
   r.decode_roofline_tok_s = r.read_bytes_per_s / r.decode_bytes_per_token;
   r.prefill_roofline_tok_s = r.fma_flops_per_s / r.prefill_flops_per_token;

@@ -98,8 +98,17 @@ TokenCost token_cost(const model::ModelConfig& config) {
   return c;
 }
 
-double decode_bytes_per_token(const TokenCost& cost, double bytes_per_param, double context) {
-  return (cost.matmul_params + cost.lm_head_params) * bytes_per_param + cost.kv_bytes_per_pos * context;
+double decode_bytes_per_token(const TokenCost& cost, double weight_bytes_read, double context) {
+  return weight_bytes_read + cost.kv_bytes_per_pos * context;
+}
+
+double weight_bytes_read_per_token(const model::ModelConfig& config, double weight_bytes) {
+  if (config.tie_word_embeddings) return weight_bytes;
+  const TokenCost cost = token_cost(config);
+  const double hidden = static_cast<double>(config.hidden_size);
+  const double total = cost.matmul_params + 2 * cost.lm_head_params +
+                       hidden * (2 * static_cast<double>(config.num_hidden_layers) + 1);
+  return weight_bytes * (1.0 - cost.lm_head_params / total);
 }
 
 double prefill_flops_per_token(const TokenCost& cost, int64_t num_tokens) {

@@ -36,9 +36,15 @@ struct TokenCost {
 };
 TokenCost token_cost(const model::ModelConfig& config);
 
-// Decode: bytes read per token = every projection weight + the lm_head once + the KV cache of
-// `context` positions; weight bytes per parameter from the checkpoint (weight_bytes / params).
-double decode_bytes_per_token(const TokenCost& cost, double bytes_per_param, double context);
+// Decode: bytes read per token = the weight bytes a token reads (every projection and the lm_head
+// once) + the KV cache of `context` positions.
+double decode_bytes_per_token(const TokenCost& cost, double weight_bytes_read, double context);
+
+// The weight bytes one decode step reads, from the checkpoint's loaded bytes: all of them when the
+// lm_head is tied to the embeddings (norms are noise), else all but the embedding table (one row
+// is gathered), taking the embedding's share of the bytes as its share of the parameters (exact
+// when every tensor has the same format).
+double weight_bytes_read_per_token(const model::ModelConfig& config, double weight_bytes);
 
 // Prefill of num_tokens from position 0: FLOPs per token = 2 x projections + causal attention
 // (mean context (num_tokens + 1) / 2) + the lm_head of the last token spread over the prompt.

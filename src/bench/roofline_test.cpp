@@ -23,9 +23,14 @@ TEST(RooflineTest, TokenCostOfQwen3_0_6B) {
   EXPECT_DOUBLE_EQ(cost.lm_head_params, 151936.0 * 1024);
   EXPECT_DOUBLE_EQ(cost.kv_bytes_per_pos, 28.0 * 2 * 1024 * 4);
   EXPECT_DOUBLE_EQ(cost.attn_flops_per_pos, 28.0 * 4 * 2048);
-  // BF16, 10 positions of context.
-  EXPECT_DOUBLE_EQ(decode_bytes_per_token(cost, 2.0, 10.0),
-                   2.0 * (cost.matmul_params + cost.lm_head_params) + 10.0 * cost.kv_bytes_per_pos);
+  // 1e9 weight bytes read, 10 positions of context.
+  EXPECT_DOUBLE_EQ(decode_bytes_per_token(cost, 1e9, 10.0), 1e9 + 10.0 * cost.kv_bytes_per_pos);
+  // Tied: every byte is read; untied: all but the embedding table's share.
+  c.tie_word_embeddings = true;
+  EXPECT_DOUBLE_EQ(weight_bytes_read_per_token(c, 1e9), 1e9);
+  c.tie_word_embeddings = false;
+  const double total = cost.matmul_params + 2 * cost.lm_head_params + 1024.0 * 57;
+  EXPECT_DOUBLE_EQ(weight_bytes_read_per_token(c, 1e9), 1e9 * (1 - cost.lm_head_params / total));
   // One token: 2 FLOPs per projection weight, attention over itself, the whole lm_head.
   EXPECT_DOUBLE_EQ(prefill_flops_per_token(cost, 1),
                    2 * cost.matmul_params + cost.attn_flops_per_pos + 2 * cost.lm_head_params);

@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/block_format.h"
+
 namespace nibble::kernels::avx2 {
 namespace {
 
@@ -157,8 +159,16 @@ void micro_tile(const float* xt, const float* wp, int64_t num_k, float* tile) {
 }
 
 template <typename L>
-void gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
-          int64_t ldy) {
+struct PlainDecoder {
+  const MatWeight& w;
+  void decode(int64_t n, int64_t k0, int64_t num_elems, float* out) const {
+    decode_range<L>(w.data + n * w.row_bytes, k0, num_elems, out);
+  }
+};
+
+template <typename D>
+void gemm(const D& decoder, const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin,
+          int64_t n_end, float* y, int64_t ldy) {
   const int64_t num_cols = w.num_cols;
   alignas(32) float xt[kKc * kTileTokens];
   alignas(32) float wp[kTileRows * kKc];
@@ -176,7 +186,7 @@ void gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begi
         const int64_t num_n = imin(kTileRows, n_end - n0);
         for (int64_t r = 0; r < kTileRows; ++r) {
           if (r < num_n) {
-            decode_range<L>(w.data + (n0 + r) * w.row_bytes, k0, num_k, wp + r * kKc);
+            decoder.decode(n0 + r, k0, num_k, wp + r * kKc);
           } else {
             std::memset(wp + r * kKc, 0, static_cast<size_t>(num_k) * sizeof(float));
           }
@@ -236,12 +246,111 @@ void matmul(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_be
     return;
   }
   if (num_tokens >= kGemmMinTokens) {
-    gemm<L>(x, num_tokens, w, n_begin, n_end, y, ldy);
+    gemm(PlainDecoder<L>{w}, x, num_tokens, w, n_begin, n_end, y, ldy);
     return;
   }
   int64_t n = n_begin;
   for (; n + 4 <= n_end; n += 4) gemv_rows<L, 4>(x, num_tokens, w, n, y, ldy);
   for (; n < n_end; ++n) gemv_rows<L, 1>(x, num_tokens, w, n, y, ldy);
+}
+
+// Block-quantized formats, as in the AVX-512 body: element codes through a table of the codec's
+// values (4-bit: two 8-entry vpermps halves picked by bit 3; 8-bit: a gather), times the block's
+// multiplier, bit-identical to formats::dequantize_row. 8 columns at a time; every block size is
+// a multiple of 8.
+class QuantDecoder {
+ public:
+  explicit QuantDecoder(const MatWeight& w) : w_(w), format_(*block_format_of(w.format)) {
+    const int num_codes = format_.element->bits == 4 ? 16 : 256;
+    for (int c = 0; c < num_codes; ++c) elem_lut_[c] = format_.element->decode(static_cast<uint8_t>(c));
+    four_bit_ = format_.element->bits == 4;
+    tile_cols_ = format_.block_cols == formats::kWholeDim ? w.num_cols : format_.block_cols;
+    scale_bytes_ = format_.scale->bytes;
+    if (scale_bytes_ == 1) {
+      for (int c = 0; c < 256; ++c) {
+        scale_lut_[c] = format_.multiplier(format_.scale->value(static_cast<uint32_t>(c)), w.tensor_scale);
+      }
+    }
+    lut_low_ = _mm256_load_ps(elem_lut_);
+    lut_high_ = _mm256_load_ps(elem_lut_ + 8);
+  }
+
+  void decode(int64_t n, int64_t k0, int64_t num_elems, float* out) const {
+    const uint8_t* row = w_.data + n * w_.row_bytes;
+    const uint8_t* scales = w_.block_scales + (n / w_.scale_tile_rows) * w_.scale_row_bytes;
+    const int64_t k_end = k0 + num_elems;
+    for (int64_t k = k0; k < k_end; k += kLanes) {
+      const int64_t count = imin(kLanes, k_end - k);
+      const __m256 mult = _mm256_set1_ps(multiplier(scales, k / tile_cols_));
+      __m256 v;
+      if (four_bit_) {
+        uint32_t packed = 0;
+        std::memcpy(&packed, row + k / 2, static_cast<size_t>((count + 1) / 2));
+        const __m128i bytes = _mm_cvtsi32_si128(static_cast<int>(packed));
+        const __m128i low = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
+        const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
+        const __m256i idx = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(low, high));
+        const __m256 pick_high = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));
+        v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lut_low_, idx),
+                             _mm256_permutevar8x32_ps(lut_high_, idx), pick_high);
+      } else {
+        uint64_t packed = 0;
+        std::memcpy(&packed, row + k, static_cast<size_t>(count));
+        const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(packed)));
+        v = _mm256_i32gather_ps(elem_lut_, idx, 4);
+      }
+      v = _mm256_mul_ps(v, mult);
+      if (count == kLanes) {
+        _mm256_storeu_ps(out + (k - k0), v);
+      } else {
+        store_tail(out + (k - k0), v, count);
+      }
+    }
+  }
+
+ private:
+  float multiplier(const uint8_t* scales, int64_t block_idx) const {
+    if (scale_bytes_ == 1) return scale_lut_[scales[block_idx]];
+    const uint32_t code = format_.scale->load(scales + block_idx * scale_bytes_);
+    return format_.multiplier(format_.scale->value(code), w_.tensor_scale);
+  }
+
+  const MatWeight& w_;
+  const formats::BlockFormat& format_;
+  alignas(32) float elem_lut_[256] = {};
+  float scale_lut_[256] = {};
+  __m256 lut_low_;
+  __m256 lut_high_;
+  bool four_bit_ = false;
+  int64_t tile_cols_ = 1;
+  int scale_bytes_ = 1;
+};
+
+float dot(const float* a, const float* b, int64_t n);
+
+void matmul_quant(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end,
+                  float* y, int64_t ldy) {
+  const QuantDecoder decoder(w);
+  if (num_tokens >= kGemmMinTokens) {
+    gemm(decoder, x, num_tokens, w, n_begin, n_end, y, ldy);
+    return;
+  }
+  const int64_t num_cols = w.num_cols;
+  alignas(32) float chunk[kKc];
+  float acc[kGemmMinTokens];
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    for (int64_t m = 0; m < num_tokens; ++m) acc[m] = 0.0f;
+    for (int64_t k0 = 0; k0 < num_cols; k0 += kKc) {
+      const int64_t num_k = imin(kKc, num_cols - k0);
+      decoder.decode(n, k0, num_k, chunk);
+      for (int64_t m = 0; m < num_tokens; ++m) acc[m] += dot(x + m * num_cols + k0, chunk, num_k);
+    }
+    for (int64_t m = 0; m < num_tokens; ++m) y[m * ldy + n] = acc[m];
+  }
+}
+
+void decode_row_quant(const MatWeight& w, int64_t row, float* out) {
+  QuantDecoder(w).decode(row, 0, w.num_cols, out);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -461,6 +570,11 @@ void register_avx2(KernelTable& table) {
   table.decode_row[static_cast<int>(WeightFormat::kF32)] = &decode_row<LoadF32>;
   table.decode_row[static_cast<int>(WeightFormat::kBF16)] = &decode_row<LoadBF16>;
   table.decode_row[static_cast<int>(WeightFormat::kF16)] = &decode_row<LoadF16>;
+  for (int i = 0; i < kNumWeightFormats; ++i) {
+    if (block_format_of(static_cast<WeightFormat>(i)) == nullptr) continue;
+    table.matmul[i] = &matmul_quant;
+    table.decode_row[i] = &decode_row_quant;
+  }
   table.rmsnorm = &rmsnorm;
   table.rope = &rope;
   table.softmax = &softmax;
