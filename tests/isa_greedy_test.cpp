@@ -1,7 +1,8 @@
 // End to end: greedy generation is identical under NIBBLE_ISA=ref and every faster ISA this CPU
 // runs, for both architectures, with a prompt long enough for the GEMM path (prefill) and 64
-// decode steps (GEMV and attention over a growing cache). The weights use --init-std 0.1 so the
-// greedy path varies token to token instead of repeating one id.
+// decode steps (GEMV and attention over a growing cache), for the plain formats and every
+// block-quantized format. The weights use --init-std 0.1 so the greedy path varies token to token
+// instead of repeating one id.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -39,6 +40,26 @@ TEST(IsaGreedyTest, EveryIsaGeneratesTheReferenceTokens) {
     for (const auto& info : kernels::known_isas()) {
       if (!info.supported() || info.name == "ref") continue;
       EXPECT_EQ(greedy_ids(std::string(info.name), model_dir), ref) << arch << " under " << info.name;
+    }
+  }
+}
+
+// The same for the block-quantized formats (`nibble quantize` of the small qwen3 model).
+TEST(IsaGreedyTest, QuantizedFormatsGenerateTheReferenceTokens) {
+  TempDir dir("isa_greedy_quant");
+  const std::string base_dir = dir / "base";
+  auto made =
+      run_nibble({"make-model", base_dir, "--arch", "qwen3", "--preset", "small", "--init-std", "0.1"}, true);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  for (const char* format : {"nvfp4", "mxfp4", "fp8", "fp8-block"}) {
+    const std::string model_dir = dir / format;
+    auto q = run_nibble({"quantize", base_dir, model_dir, "--format", format, "-t", "2"}, true);
+    ASSERT_EQ(q.exit_code, 0) << q.output;
+    const std::string ref = greedy_ids("ref", model_dir);
+    ASSERT_GT(ref.size(), 64u);
+    for (const auto& info : kernels::known_isas()) {
+      if (!info.supported() || info.name == "ref") continue;
+      EXPECT_EQ(greedy_ids(std::string(info.name), model_dir), ref) << format << " under " << info.name;
     }
   }
 }
