@@ -279,9 +279,17 @@ class QuantDecoder {
     const uint8_t* row = w_.data + n * w_.row_bytes;
     const uint8_t* scales = w_.block_scales + (n / w_.scale_tile_rows) * w_.scale_row_bytes;
     const int64_t k_end = k0 + num_elems;
+    // The block index advances by comparison, not a division per chunk.
+    int64_t block = k0 / tile_cols_;
+    int64_t block_end = (block + 1) * tile_cols_;
+    __m256 mult = _mm256_set1_ps(multiplier(scales, block));
     for (int64_t k = k0; k < k_end; k += kLanes) {
+      if (k >= block_end) {
+        ++block;
+        block_end += tile_cols_;
+        mult = _mm256_set1_ps(multiplier(scales, block));
+      }
       const int64_t count = imin(kLanes, k_end - k);
-      const __m256 mult = _mm256_set1_ps(multiplier(scales, k / tile_cols_));
       __m256 v;
       if (four_bit_) {
         uint32_t packed = 0;

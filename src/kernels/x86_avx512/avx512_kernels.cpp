@@ -298,24 +298,38 @@ class QuantDecoder {
     const uint8_t* row = w_.data + n * w_.row_bytes;
     const uint8_t* scales = w_.block_scales + (n / w_.scale_tile_rows) * w_.scale_row_bytes;
     const int64_t k_end = k0 + num_elems;
+    // The block index advances by comparison, not a division per chunk.
+    int64_t block = k0 / tile_cols_;
+    int64_t block_end = (block + 1) * tile_cols_;
+    __m512 mult = _mm512_set1_ps(multiplier(scales, block));
+    const __m128i nibble_mask = _mm_set1_epi8(0x0F);
     for (int64_t k = k0; k < k_end; k += kLanes) {
+      if (k >= block_end) {
+        ++block;
+        block_end += tile_cols_;
+        mult = _mm512_set1_ps(multiplier(scales, block));
+      }
       const int64_t count = imin(kLanes, k_end - k);
-      const __mmask16 m = tail_mask(count);
-      const __m512 mult = _mm512_set1_ps(multiplier(scales, k / tile_cols_));
       __m512 v;
       if (four_bit_) {
         // Element 2j is the low nibble of byte j: interleave low and high nibbles in order.
         const __m128i bytes =
-            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << ((count + 1) / 2)) - 1u), row + k / 2);
-        const __m128i low = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
-        const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
-        const __m512i idx = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(low, high));
-        v = _mm512_permutexvar_ps(idx, lut16_);
+            count == kLanes
+                ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k / 2))
+                : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << ((count + 1) / 2)) - 1u), row + k / 2);
+        const __m128i low = _mm_and_si128(bytes, nibble_mask);
+        const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), nibble_mask);
+        v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(low, high)), lut16_);
       } else {
-        const __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, row + k));
-        v = _mm512_i32gather_ps(idx, elem_lut_, 4);
+        const __m128i bytes = count == kLanes ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k))
+                                              : _mm_maskz_loadu_epi8(tail_mask(count), row + k);
+        v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(bytes), elem_lut_, 4);
       }
-      _mm512_mask_storeu_ps(out + (k - k0), m, _mm512_mul_ps(v, mult));
+      if (count == kLanes) {
+        _mm512_storeu_ps(out + (k - k0), _mm512_mul_ps(v, mult));
+      } else {
+        _mm512_mask_storeu_ps(out + (k - k0), tail_mask(count), _mm512_mul_ps(v, mult));
+      }
     }
   }
 
