@@ -278,6 +278,24 @@ void matmul(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_be
 // the block's multiplier(scale, tensor_scale), exactly as formats::dequantize_row computes it, so
 // the decoded weights are bit-identical to the reference. Rows are decoded 16 columns at a time;
 // every block size (16, 32, 128, whole row) is a multiple of 16, so a chunk has one scale.
+// The scale codec's value of every 1-byte code, per weight format, computed once (value() can be
+// slow, e.g. ldexp): the decoder only multiplies these with the tensor scale per call.
+struct ScaleValues {
+  float of[kNumWeightFormats][256] = {};
+  ScaleValues() {
+    for (int f = 0; f < kNumWeightFormats; ++f) {
+      const formats::BlockFormat* bf = block_format_of(static_cast<WeightFormat>(f));
+      if (bf == nullptr || bf->scale->bytes != 1) continue;
+      for (int c = 0; c < 256; ++c) of[f][c] = bf->scale->value(static_cast<uint32_t>(c));
+    }
+  }
+};
+
+const float* scale_values(WeightFormat format) {
+  static const ScaleValues values;
+  return values.of[static_cast<int>(format)];
+}
+
 class QuantDecoder {
  public:
   explicit QuantDecoder(const MatWeight& w) : w_(w), format_(*block_format_of(w.format)) {
@@ -287,11 +305,54 @@ class QuantDecoder {
     tile_cols_ = format_.block_cols == formats::kWholeDim ? w.num_cols : format_.block_cols;
     scale_bytes_ = format_.scale->bytes;
     if (scale_bytes_ == 1) {
-      for (int c = 0; c < 256; ++c) {
-        scale_lut_[c] = format_.multiplier(format_.scale->value(static_cast<uint32_t>(c)), w.tensor_scale);
-      }
+      const float* values = scale_values(w.format);
+      for (int c = 0; c < 256; ++c) scale_lut_[c] = format_.multiplier(values[c], w.tensor_scale);
     }
     lut16_ = _mm512_load_ps(elem_lut_);
+  }
+
+  // sum_k W[n, k] * x[k] without storing the decoded row (decode of one token): each decoded
+  // weight is rounded exactly as decode() writes it, then multiplied into the sum.
+  float dot_row(int64_t n, const float* x) const {
+    const uint8_t* row = w_.data + n * w_.row_bytes;
+    const uint8_t* scales = w_.block_scales + (n / w_.scale_tile_rows) * w_.scale_row_bytes;
+    const int64_t k_end = w_.num_cols;
+    int64_t block = 0;
+    int64_t block_end = tile_cols_;
+    __m512 mult = _mm512_set1_ps(multiplier(scales, 0));
+    const __m128i nibble_mask = _mm_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + kLanes <= k_end; k += kLanes) {
+      if (k >= block_end) {
+        ++block;
+        block_end += tile_cols_;
+        mult = _mm512_set1_ps(multiplier(scales, block));
+      }
+      __m512 v;
+      if (four_bit_) {
+        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k / 2));
+        const __m128i low = _mm_and_si128(bytes, nibble_mask);
+        const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), nibble_mask);
+        v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(low, high)), lut16_);
+      } else {
+        v = _mm512_i32gather_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k))), elem_lut_, 4);
+      }
+      const __m512 xv = _mm512_loadu_ps(x + k);
+      if ((k / kLanes) % 2 == 0) {
+        acc0 = _mm512_fmadd_ps(_mm512_mul_ps(v, mult), xv, acc0);
+      } else {
+        acc1 = _mm512_fmadd_ps(_mm512_mul_ps(v, mult), xv, acc1);
+      }
+    }
+    float sum = hsum(_mm512_add_ps(acc0, acc1));
+    if (k < k_end) {
+      alignas(64) float tail[kLanes];
+      decode(n, k, k_end - k, tail);
+      for (int64_t i = 0; i < k_end - k; ++i) sum += tail[i] * x[k + i];
+    }
+    return sum;
   }
 
   void decode(int64_t n, int64_t k0, int64_t num_elems, float* out) const {
@@ -357,6 +418,10 @@ void matmul_quant(const float* x, int64_t num_tokens, const MatWeight& w, int64_
   const QuantDecoder decoder(w);
   if (num_tokens >= kGemmMinTokens) {
     gemm(decoder, x, num_tokens, w, n_begin, n_end, y, ldy);
+    return;
+  }
+  if (num_tokens == 1) {
+    for (int64_t n = n_begin; n < n_end; ++n) y[n] = decoder.dot_row(n, x);
     return;
   }
   // GEMV: decode a row chunk into L1 once, use it for every token.
