@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libpcre2-dev libutf8proc-dev
   python3 curl
+  g++-aarch64-linux-gnu qemu-user
 )
 
 # libFuzzer's runtime ships with clang's compiler-rt package, named after the clang version.

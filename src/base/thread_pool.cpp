@@ -5,6 +5,17 @@
 #include <algorithm>
 
 namespace nibble::base {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -38,29 +49,37 @@ void ThreadPool::run(int64_t num_tasks, TaskFn fn) {
     current_fn_ = &fn;
     current_num_tasks_ = num_tasks;
     next_task_.store(0, std::memory_order_relaxed);
-    busy_workers_ = static_cast<int>(workers_.size());
-    ++generation_;
+    busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   work_on_current(0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return busy_workers_ == 0; });
+  for (int i = 0; i < kSpinIters && busy_workers_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  if (busy_workers_.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return busy_workers_.load(std::memory_order_acquire) == 0; });
+  }
   current_fn_ = nullptr;
 }
 
 void ThreadPool::worker_loop(int thread_idx) {
   uint64_t seen_generation = 0;
   for (;;) {
+    for (int i = 0; i < kSpinIters && generation_.load(std::memory_order_acquire) == seen_generation; ++i) {
+      cpu_relax();
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
+      wake_.wait(lock,
+                 [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen_generation; });
       if (stopping_) return;
-      seen_generation = generation_;
+      seen_generation = generation_.load(std::memory_order_acquire);
     }
     work_on_current(thread_idx);
-    {
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Taking the lock orders this notify after a waiter's predicate check.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_workers_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }

@@ -449,8 +449,9 @@ int run_plot(const PlotFlags& f) {
 
 void add_bench(CLI::App& app, CommandFn* run) {
   CLI::App* bench =
-      app.add_subcommand("bench", "Benchmarks: `bench serve` measures an OpenAI-compatible server");
-  bench->require_subcommand(1);
+      app.add_subcommand("bench", "Benchmarks: `bench MODEL` offline pp/tg speed vs the roofline; "
+                                  "`bench serve` an OpenAI-compatible server");
+  add_bench_offline(bench, run);
 
   auto f = std::make_shared<ServeFlags>();
   CLI::App* serve =

@@ -12,6 +12,10 @@ void add_plan(CLI::App& app, CommandFn* run);
 void add_bench(CLI::App& app, CommandFn* run);
 void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
 void add_chat_template(CLI::App& app, CommandFn* run);
+void add_quantize(CLI::App& app, CommandFn* run);
+void add_eval(CLI::App& app, CommandFn* run);
+// The default form of the `bench` group (cmd_bench_offline.cpp), called by add_bench.
+void add_bench_offline(CLI::App* bench, CommandFn* run);
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
@@ -21,6 +25,8 @@ inline constexpr AddCommandFn kCommands[] = {
     add_bench,
     add_tokenize,
     add_chat_template,
+    add_quantize,
+    add_eval,
 };
 
 }  // namespace nibble::cli

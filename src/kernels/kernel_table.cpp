@@ -3,13 +3,40 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "base/cpu_features.h"
+#include "kernels/generic_probes.h"
+#include "kernels/ref/ref_attention.h"
 #include "kernels/ref/ref_kernels.h"
+#if defined(NIBBLE_KERNELS_X86)
+#include "kernels/x86_avx2/avx2_kernels.h"
+#include "kernels/x86_avx512/avx512_kernels.h"
+#endif
+#if defined(NIBBLE_KERNELS_NEON)
+#include "kernels/arm_neon/neon_kernels.h"
+#endif
 
 namespace nibble::kernels {
 
 const std::vector<IsaInfo>& known_isas() {
   static const std::vector<IsaInfo> kIsas = {
-      {"ref", [] { return true; }, &ref::register_ref},
+    {"ref", [] { return true; }, &ref::register_ref},
+#if defined(NIBBLE_KERNELS_X86)
+    {"avx2",
+     [] {
+       const base::CpuFeatures& f = base::cpu_features();
+       return f.avx2 && f.fma && f.f16c;
+     },
+     &avx2::register_avx2},
+    {"avx512",
+     [] {
+       const base::CpuFeatures& f = base::cpu_features();
+       return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
+     },
+     &avx512::register_avx512},
+#endif
+#if defined(NIBBLE_KERNELS_NEON)
+    {"neon", [] { return base::cpu_features().neon; }, &neon::register_neon},
+#endif
   };
   return kIsas;
 }
@@ -37,6 +64,8 @@ base::Result<KernelTable> make_kernel_table(std::string_view isa) {
     }
   }
   KernelTable table;
+  generic::register_probes(table);
+  ref::register_ref_attention(table);
   for (size_t i = 0; i <= last; ++i) {
     if (!isas[i].supported()) continue;
     isas[i].register_fn(table);

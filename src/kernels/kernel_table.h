@@ -51,6 +51,23 @@ struct KernelTable {
 
   // y[n] += alpha * x[n]
   void (*axpy)(float alpha, const float* x, int64_t n, float* y) = nullptr;
+
+  // Causal attention with an online softmax (no score matrix) for num_queries query vectors
+  // [head_dim] that share one KV head (GQA group members and/or consecutive tokens):
+  //   out[i] = sum_{j < num_keys[i]} softmax_j(scale * q[i] . k_j) v_j
+  // with k_j = k_rows[j] + kv_offset and v_j = v_rows[j] + kv_offset (one pointer per position,
+  // so a paged cache can hand in its blocks). Keys are visited in blocks and each block is used by
+  // every query before the next, so K/V are read once per call. q and out may not alias.
+  void (*attention)(const float* const* q_rows, float* const* out_rows, const int64_t* num_keys,
+                    int64_t num_queries, const float* const* k_rows, const float* const* v_rows,
+                    int64_t kv_offset, int64_t head_dim, float scale) = nullptr;
+
+  // Probes for `nibble bench`'s roofline, in this ISA's widest registers (not used by models).
+  // fma_probe: `iters` rounds of independent fp32 FMA chains; returns the FLOPs it did and
+  // leaves a value in *sink so the work cannot be dropped.
+  double (*fma_probe)(int64_t iters, float* sink) = nullptr;
+  // read_probe: sum of x[0..n), a read-only streaming pass.
+  float (*read_probe)(const float* x, int64_t n) = nullptr;
 };
 
 // One ISA that can fill (part of) a table.

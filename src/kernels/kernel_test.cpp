@@ -154,7 +154,11 @@ TEST(KernelTableTest, FormatTableRowsAreConsistent) {
   for (int i = 0; i < kNumWeightFormats; ++i) {
     const auto& row = weight_format_info(static_cast<WeightFormat>(i));
     EXPECT_EQ(static_cast<int>(row.format), i);
-    EXPECT_EQ(row.block_bytes * 8, row.block_elems * tensor::dtype_bits(row.storage_dtype)) << row.name;
+    // Quantized rows: element bits come from the formats row (4-bit codes are packed into U8).
+    const formats::BlockFormat* bf = block_format_of(row.format);
+    const int elem_bits = bf != nullptr ? bf->element->bits : tensor::dtype_bits(row.storage_dtype);
+    EXPECT_EQ(row.block_bytes * 8, row.block_elems * elem_bits) << row.name;
+    EXPECT_EQ(bf != nullptr, row.has_block_scales) << row.name;
   }
   EXPECT_EQ(plain_format_for_dtype(tensor::DType::kBF16), WeightFormat::kBF16);
   EXPECT_FALSE(plain_format_for_dtype(tensor::DType::kI32).has_value());

@@ -13,4 +13,10 @@ namespace nibble::kernels {
 void matmul(const KernelTable& table, base::ThreadPool& pool, const float* x, int64_t num_tokens,
             const MatWeight& w, float* y);
 
+// Calibration hook (nibble quantize --calib-data): when set, matmul() calls it with each input
+// X[num_tokens, K] before multiplying, on the calling thread. Process-wide; set it only while one
+// model runs single-request calibration, and clear it (nullptr) afterwards.
+using MatmulObserver = void (*)(void* ctx, const float* x, int64_t num_tokens, const MatWeight& w);
+void set_matmul_observer(MatmulObserver fn, void* ctx);
+
 }  // namespace nibble::kernels

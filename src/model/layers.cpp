@@ -72,7 +72,8 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
   ws_.up.resize(ws_.gate.size());
   ws_.final.resize(r * hidden);
   ws_.logits.resize(r * static_cast<size_t>(config.vocab_size));
-  ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len));
+  ws_.key_rows.resize(static_cast<size_t>(options.max_seq_len));
+  ws_.value_rows.resize(static_cast<size_t>(options.max_seq_len));
 }
 
 base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t start_pos,
@@ -148,30 +149,43 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, int64_t start_p
   const int64_t kv_dim = config_.num_key_value_heads * head_dim;
   const int64_t q_dim = num_heads * head_dim;
   const int64_t group = num_heads / config_.num_key_value_heads;
+  NIBBLE_CHECK(group <= kAttentionTileQueries, "GQA group larger than the attention tile");
   for (int64_t t = 0; t < num_tokens; ++t) {
     std::copy_n(ws_.k.data() + t * kv_dim, kv_dim, cache.key(layer_idx, start_pos + t));
     std::copy_n(ws_.v.data() + t * kv_dim, kv_dim, cache.value(layer_idx, start_pos + t));
   }
   // transformers: scores = (q · kᵀ) * head_dim**-0.5, in fp32.
   const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const int64_t max_seq_len = options_.max_seq_len;
-  auto task = [&](int64_t task_idx, int thread_idx) {
-    const int64_t t = task_idx / num_heads;
-    const int64_t head = task_idx % num_heads;
-    const int64_t kv_offset = (head / group) * head_dim;
-    const int64_t num_keys = start_pos + t + 1;  // causal: positions 0..start_pos+t
-    float* scores = ws_.scores.data() + thread_idx * max_seq_len;
-    const float* q = ws_.q.data() + t * q_dim + head * head_dim;
-    for (int64_t j = 0; j < num_keys; ++j) {
-      scores[j] = kernels_.dot(q, cache.key(layer_idx, j) + kv_offset, head_dim) * scale;
+  const int64_t num_keys_total = start_pos + num_tokens;
+  for (int64_t j = 0; j < num_keys_total; ++j) {
+    ws_.key_rows[static_cast<size_t>(j)] = cache.key(layer_idx, j);
+    ws_.value_rows[static_cast<size_t>(j)] = cache.value(layer_idx, j);
+  }
+  // One task = one KV head x a tile of consecutive tokens, all query heads of its GQA group: the
+  // kernel reads each K/V row once for every query of the tile (flash-attention style tiling).
+  const int64_t num_kv_heads = config_.num_key_value_heads;
+  const int64_t tile_tokens = std::max<int64_t>(1, kAttentionTileQueries / group);
+  const int64_t num_tiles = (num_tokens + tile_tokens - 1) / tile_tokens;
+  auto task = [&](int64_t task_idx, int) {
+    const int64_t kv_head = task_idx % num_kv_heads;
+    const int64_t t0 = (task_idx / num_kv_heads) * tile_tokens;
+    const int64_t t1 = std::min(num_tokens, t0 + tile_tokens);
+    const float* q_rows[kAttentionTileQueries];
+    float* out_rows[kAttentionTileQueries];
+    int64_t num_keys[kAttentionTileQueries];
+    int64_t num_queries = 0;
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
+        q_rows[num_queries] = ws_.q.data() + t * q_dim + head * head_dim;
+        out_rows[num_queries] = ws_.attn.data() + t * q_dim + head * head_dim;
+        num_keys[num_queries] = start_pos + t + 1;  // causal: positions 0..start_pos+t
+        ++num_queries;
+      }
     }
-    kernels_.softmax(scores, num_keys);
-    float* out = ws_.attn.data() + t * q_dim + head * head_dim;
-    std::fill_n(out, head_dim, 0.0f);
-    for (int64_t j = 0; j < num_keys; ++j)
-      kernels_.axpy(scores[j], cache.value(layer_idx, j) + kv_offset, head_dim, out);
+    kernels_.attention(q_rows, out_rows, num_keys, num_queries, ws_.key_rows.data(), ws_.value_rows.data(),
+                       kv_head * head_dim, head_dim, scale);
   };
-  pool_->run(num_tokens * num_heads, base::TaskFn(task));
+  pool_->run(num_tiles * num_kv_heads, base::TaskFn(task));
 }
 
 void DecoderStack::output_residual(const DecoderLayerWeights& layer, int64_t num_tokens) {
@@ -229,6 +243,7 @@ base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, Wei
   } else {
     NIBBLE_ASSIGN_OR_RETURN(w.lm_head, loader.matrix("lm_head.weight", config.vocab_size, hidden));
   }
+  w.owned = loader.owned_buffers();
   return w;
 }
 

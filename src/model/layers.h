@@ -35,8 +35,12 @@ struct Workspace {
   std::vector<float> up;      // [B, I]
   std::vector<float> final;   // [R, H] final-normed rows for the lm_head (R = max_logit_rows)
   std::vector<float> logits;  // [R, V]
-  std::vector<float> scores;  // [num_threads, max_seq_len] attention probabilities, per thread
+  std::vector<const float*> key_rows;    // [max_seq_len] this layer's K of each position (cache rows)
+  std::vector<const float*> value_rows;  // [max_seq_len] this layer's V of each position
 };
+
+// Queries per attention task (a GQA group times consecutive tokens); groups up to this size.
+inline constexpr int64_t kAttentionTileQueries = 32;
 
 // The state a Llama-style decoder needs to run: weights, RoPE tables, kernels, threads, workspace.
 class DecoderStack {

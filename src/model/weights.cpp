@@ -31,12 +31,26 @@ base::Result<const io::TensorInfo*> WeightLoader::get_checked(const std::string&
 
 base::Result<kernels::MatWeight> WeightLoader::matrix(const std::string& name, int64_t num_rows,
                                                       int64_t num_cols) {
+  if (!quant_) {
+    NIBBLE_ASSIGN_OR_RETURN(quant_, load_quant_config(checkpoint_.dir()));
+  }
+  const io::TensorInfo* plain = checkpoint_.find(name);
+  const bool plain_dtype = plain != nullptr && kernels::plain_format_for_dtype(plain->dtype).has_value();
+  // Unquantized modules (lm_head, embeddings, excluded layers) keep a plain "weight" in any layout.
+  if (quant_->method != QuantMethod::kNone && !plain_dtype) {
+    const std::string suffix = ".weight";
+    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return base::unsupported(checkpoint_.dir() + ": tensor '" + name + "': cannot be quantized");
+    }
+    return quantized_matrix(name.substr(0, name.size() - suffix.size()), num_rows, num_cols);
+  }
   NIBBLE_ASSIGN_OR_RETURN(const io::TensorInfo* t, get_checked(name, {num_rows, num_cols}));
   const auto format = kernels::plain_format_for_dtype(t->dtype);
   if (!format) {
     return base::unsupported((t->file != nullptr ? *t->file : checkpoint_.dir()) + ": tensor '" + name +
                              "': dtype " + std::string(tensor::dtype_name(t->dtype)) +
-                             " is not supported for a matmul weight (expected BF16, F16 or F32)");
+                             " is not supported for a matmul weight (expected BF16, F16 or F32; a quantized "
+                             "checkpoint needs a quantization_config in config.json or hf_quant_config.json)");
   }
   const auto& info = kernels::weight_format_info(*format);
   kernels::MatWeight w;

@@ -4,12 +4,16 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "io/safetensors.h"
 #include "kernels/weight_format.h"
+#include "model/quant_config.h"
 
 namespace nibble::model {
 
@@ -17,18 +21,31 @@ class WeightLoader {
  public:
   explicit WeightLoader(const io::Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
 
-  // A matmul weight W[num_rows, num_cols] in any format the kernels support.
+  // A matmul weight W[num_rows, num_cols] in any format the kernels support. `name` is the
+  // unquantized name ("P.weight"); quantized checkpoints store P's tensors under the names of their
+  // layout (P.weight + P.weight_scale + ..., P.weight_packed, P.weight_blocks, ...), chosen by the
+  // checkpoint's quantization config (read from the checkpoint's folder on first use).
   base::Result<kernels::MatWeight> matrix(const std::string& name, int64_t num_rows, int64_t num_cols);
   // A vector of `num_elems` values (F32/BF16/F16), converted to fp32.
   base::Result<std::vector<float>> vector(const std::string& name, int64_t num_elems);
 
   uint64_t bytes_loaded() const { return bytes_loaded_; }
+  // Buffers made at load (scales converted to F32) that returned views point into; keep alive.
+  std::shared_ptr<const void> owned_buffers() const { return owned_; }
+  const QuantConfig* quant_config() const { return quant_ ? &*quant_ : nullptr; }
 
  private:
   base::Result<const io::TensorInfo*> get_checked(const std::string& name, const std::vector<int64_t>& shape);
+  // quant_weights.cpp
+  base::Result<kernels::MatWeight> quantized_matrix(const std::string& module, int64_t num_rows,
+                                                    int64_t num_cols);
+  base::Result<const uint8_t*> f32_scales(const io::TensorInfo& t, const std::string& where);
+  base::Result<float> scalar_scale(const std::string& name, bool required, bool inverted);
 
   const io::Checkpoint& checkpoint_;
   uint64_t bytes_loaded_ = 0;
+  std::optional<QuantConfig> quant_;
+  std::shared_ptr<std::deque<std::vector<uint8_t>>> owned_ = std::make_shared<std::deque<std::vector<uint8_t>>>();
 };
 
 // One decoder layer (Hugging Face LlamaDecoderLayer / Qwen3DecoderLayer). nh = num_attention_heads,
@@ -52,6 +69,7 @@ struct DecoderWeights {
   std::vector<DecoderLayerWeights> layers;
   std::vector<float> norm;     // [H]
   kernels::MatWeight lm_head;  // [V, H]; the same view as embed_tokens when tied
+  std::shared_ptr<const void> owned;  // load-time buffers (converted scales) views point into
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

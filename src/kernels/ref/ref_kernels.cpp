@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/float16.h"
 
@@ -63,6 +64,54 @@ template <typename Decode>
 void decode_row_plain(const MatWeight& w, int64_t row, float* out) {
   const uint8_t* w_row = w.data + row * w.row_bytes;
   for (int64_t k = 0; k < w.num_cols; ++k) out[k] = Decode::at(w_row, k);
+}
+
+// Block-quantized formats: each row is decoded by the formats row's bit-exact dequantize_row into a
+// per-thread fp32 buffer, then multiplied like an F32 row (same summation order as dot_row), so the
+// result equals "dequantize the checkpoint, run in FP32" exactly. Activations stay fp32 (W4A16 /
+// W8A16): input_scale is not applied.
+formats::TensorLayout quant_layout(const formats::BlockFormat& f, const MatWeight& w) {
+  formats::TensorLayout layout;
+  layout.rows = w.num_rows;
+  layout.cols = w.num_cols;
+  layout.row_bytes = w.row_bytes;
+  layout.tile_rows = w.scale_tile_rows;
+  layout.tile_cols = f.block_cols == formats::kWholeDim ? w.num_cols : f.block_cols;
+  layout.scale_cols = (w.num_cols + layout.tile_cols - 1) / layout.tile_cols;
+  layout.scale_rows = (w.num_rows + layout.tile_rows - 1) / layout.tile_rows;
+  layout.data_cols = w.row_bytes * 8 / f.element->bits;
+  return layout;
+}
+
+void decode_quant_row(const formats::BlockFormat& f, const formats::TensorLayout& layout, const MatWeight& w,
+                      int64_t row, float* out) {
+  const uint8_t* scales = w.block_scales + (row / w.scale_tile_rows) * w.scale_row_bytes;
+  formats::dequantize_row(f, layout, w.data + row * w.row_bytes, scales, w.tensor_scale, out);
+}
+
+float* row_buffer(int64_t num_cols) {
+  thread_local std::vector<float> buffer;  // grows once per thread to the widest K seen
+  if (static_cast<int64_t>(buffer.size()) < num_cols) buffer.resize(static_cast<size_t>(num_cols));
+  return buffer.data();
+}
+
+void matmul_quant(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end,
+                  float* y, int64_t ldy) {
+  const formats::BlockFormat& f = *block_format_of(w.format);
+  const formats::TensorLayout layout = quant_layout(f, w);
+  const int64_t num_cols = w.num_cols;
+  float* row = row_buffer(num_cols);
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    decode_quant_row(f, layout, w, n, row);
+    const auto* row_bytes = reinterpret_cast<const uint8_t*>(row);
+    for (int64_t m = 0; m < num_tokens; ++m)
+      y[m * ldy + n] = dot_row<DecodeF32>(x + m * num_cols, row_bytes, num_cols);
+  }
+}
+
+void decode_row_quant(const MatWeight& w, int64_t row, float* out) {
+  const formats::BlockFormat& f = *block_format_of(w.format);
+  decode_quant_row(f, quant_layout(f, w), w, row, out);
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t num_rows, int64_t dim, float eps, float* y) {
@@ -140,6 +189,11 @@ void register_ref(KernelTable& table) {
   table.decode_row[static_cast<int>(WeightFormat::kF32)] = &decode_row_plain<DecodeF32>;
   table.decode_row[static_cast<int>(WeightFormat::kBF16)] = &decode_row_plain<DecodeBF16>;
   table.decode_row[static_cast<int>(WeightFormat::kF16)] = &decode_row_plain<DecodeF16>;
+  for (int i = 0; i < kNumWeightFormats; ++i) {
+    if (block_format_of(static_cast<WeightFormat>(i)) == nullptr) continue;
+    table.matmul[i] = &matmul_quant;
+    table.decode_row[i] = &decode_row_quant;
+  }
   table.rmsnorm = &rmsnorm;
   table.rope = &rope;
   table.softmax = &softmax;

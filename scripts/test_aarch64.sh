@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Cross-builds the base, formats, tensor and kernel tests for aarch64 and runs them under qemu-aarch64
+# (every ISA the emulated CPU reports: ref and neon). Needs g++-aarch64-linux-gnu and qemu-user
+# (scripts/setup.sh installs both). Usage: scripts/test_aarch64.sh [build dir]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build/aarch64}
+cmake -S "$root/tests/aarch64" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake"
+cmake --build "$build" --target kernels_test base_test tensor_test formats_test -j"${JOBS:-2}"
+ctest --test-dir "$build" --output-on-failure -j"${JOBS:-2}"

@@ -1,0 +1,113 @@
+#include "quant/calibration.h"
+
+#include <cmath>
+#include <string_view>
+
+#include "base/file_util.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+
+namespace nibble::quant {
+namespace {
+
+// The Linear modules of one Llama / Qwen3 forward in the order DecoderStack multiplies them.
+struct Expected {
+  std::string module;
+  int64_t rows, cols;
+};
+
+struct Recorder {
+  std::vector<Expected> order;
+  size_t next = 0;
+  std::map<std::string, float> amax;
+  std::string error;
+};
+
+void observe(void* ctx, const float* x, int64_t num_tokens, const kernels::MatWeight& w) {
+  auto* r = static_cast<Recorder*>(ctx);
+  if (!r->error.empty()) return;
+  const Expected& e = r->order[r->next % r->order.size()];
+  ++r->next;
+  if (e.rows != w.num_rows || e.cols != w.num_cols) {
+    r->error = "calibration: matmul " + std::to_string(w.num_rows) + " x " + std::to_string(w.num_cols) +
+               " does not match the expected module '" + e.module + "'";
+    return;
+  }
+  float m = r->amax[e.module];
+  for (int64_t i = 0; i < num_tokens * w.num_cols; ++i) m = std::max(m, std::fabs(x[i]));
+  r->amax[e.module] = m;
+}
+
+}  // namespace
+
+base::Result<std::vector<int32_t>> read_token_file(const std::string& path, int64_t vocab_size) {
+  NIBBLE_ASSIGN_OR_RETURN(const std::string text, base::read_file(path));
+  std::vector<int32_t> ids;
+  bool all_ints = !text.empty();
+  size_t i = 0;
+  while (i < text.size() && all_ints) {
+    const char c = text[i];
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',') {
+      ++i;
+      continue;
+    }
+    if (c < '0' || c > '9') {
+      all_ints = false;
+      break;
+    }
+    int64_t v = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && v < (int64_t{1} << 40)) {
+      v = v * 10 + (text[i] - '0');
+      ++i;
+    }
+    if (v >= vocab_size) {
+      return base::invalid_argument(path + ": token id " + std::to_string(v) + " >= vocab size " +
+                                    std::to_string(vocab_size));
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  if (!all_ints) {
+    ids.clear();
+    for (unsigned char c : text) ids.push_back(static_cast<int32_t>(c % static_cast<unsigned>(vocab_size)));
+  }
+  if (ids.empty()) return base::invalid_argument(path + ": no tokens");
+  return ids;
+}
+
+base::Result<std::map<std::string, float>> collect_activation_amax(const std::string& model_dir,
+                                                                   const std::vector<int32_t>& tokens,
+                                                                   int64_t window, int num_threads) {
+  model::LoadOptions opts;
+  opts.max_seq_len = window;
+  opts.num_threads = num_threads;
+  NIBBLE_ASSIGN_OR_RETURN(auto model, model::load_model(model_dir, opts));
+  const model::ModelConfig& c = model->config();
+  Recorder rec;
+  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    rec.order.push_back({p + "self_attn.q_proj", q_dim, c.hidden_size});
+    rec.order.push_back({p + "self_attn.k_proj", kv_dim, c.hidden_size});
+    rec.order.push_back({p + "self_attn.v_proj", kv_dim, c.hidden_size});
+    rec.order.push_back({p + "self_attn.o_proj", c.hidden_size, q_dim});
+    rec.order.push_back({p + "mlp.gate_proj", c.intermediate_size, c.hidden_size});
+    rec.order.push_back({p + "mlp.up_proj", c.intermediate_size, c.hidden_size});
+    rec.order.push_back({p + "mlp.down_proj", c.hidden_size, c.intermediate_size});
+  }
+  rec.order.push_back({"lm_head", c.vocab_size, c.hidden_size});
+  kernels::set_matmul_observer(&observe, &rec);
+  base::Status status;
+  for (size_t begin = 0; begin < tokens.size() && status.ok(); begin += static_cast<size_t>(window)) {
+    const size_t end = std::min(tokens.size(), begin + static_cast<size_t>(window));
+    auto cache = model->new_kv_cache();
+    rec.next = 0;
+    auto logits = model->forward(std::span<const int32_t>(tokens.data() + begin, end - begin), 0, *cache, 1);
+    if (!logits.ok()) status = logits.status();
+    if (!rec.error.empty()) status = base::internal_error(rec.error);
+  }
+  kernels::set_matmul_observer(nullptr, nullptr);
+  NIBBLE_TRY(status);
+  return rec.amax;
+}
+
+}  // namespace nibble::quant
