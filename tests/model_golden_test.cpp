@@ -111,3 +111,35 @@ INSTANTIATE_TEST_SUITE_P(Goldens, ModelGoldenTest, ::testing::ValuesIn(golden_ca
 
 }  // namespace
 }  // namespace nibble
+
+namespace nibble {
+namespace {
+
+// Work is split over the matmul outputs and attention heads, never inside a sum: the logits are
+// bit-identical for any thread count.
+TEST(ModelThreadsTest, LogitsIdenticalForOneAndThreeThreads) {
+  TempDir tmp("threads");
+  const std::string model_dir = tmp / "m";
+  const auto made =
+      run_nibble({"make-model", model_dir, "--arch", "qwen3", "--preset", "tiny", "--seed", "5"}, true);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 40; ++i) prompt.push_back((i * 37 + 11) % 500);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 3}) {
+    model::LoadOptions options;
+    options.max_seq_len = 64;
+    options.max_logit_rows = 40;
+    options.num_threads = threads;
+    auto m = model::load_model(model_dir, options);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    auto cache = (*m)->new_kv_cache();
+    auto logits = (*m)->forward(prompt, 0, *cache, 40);
+    ASSERT_TRUE(logits.ok()) << logits.status().message();
+    results.emplace_back(logits->begin(), logits->end());
+  }
+  EXPECT_EQ(results[0], results[1]);
+}
+
+}  // namespace
+}  // namespace nibble
