@@ -29,12 +29,12 @@ std::string get_string(const json& obj, const char* key) {
 }
 
 base::Status check_modelopt_algo(const std::string& algo, const std::string& where) {
-  static const char* kAlgos[] = {"NVFP4", "FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "MIXED_PRECISION"};
+  static const char* kAlgos[] = {"NVFP4", "W4A16_NVFP4", "FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "MIXED_PRECISION"};
   for (const char* a : kAlgos) {
     if (algo == a) return base::ok_status();
   }
   return base::unsupported(where + ": quant_algo '" + algo +
-                           "' is not supported (nibble reads NVFP4, FP8, FP8_PER_CHANNEL_PER_TOKEN, "
+                           "' is not supported (nibble reads NVFP4, W4A16_NVFP4, FP8, FP8_PER_CHANNEL_PER_TOKEN, "
                            "FP8_PB_WO, MIXED_PRECISION)");
 }
 

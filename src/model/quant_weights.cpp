@@ -104,7 +104,7 @@ base::Result<kernels::MatWeight> WeightLoader::quantized_matrix(const std::strin
   bool input_inverted = false;
   switch (qc.method) {
     case QuantMethod::kModelOpt:
-      if (algo == "NVFP4") {
+      if (algo == "NVFP4" || algo == "W4A16_NVFP4") {
         format = WeightFormat::kNVFP4;
         tensor_scale_suffix = ".weight_scale_2";
       } else if (algo == "FP8") {

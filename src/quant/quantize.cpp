@@ -377,7 +377,11 @@ base::Result<QuantizeReport> quantize_checkpoint(const std::string& in_dir, cons
     if (ec) return base::io_error(out_dir + ": cannot replace: " + ec.message());
   }
   fs::rename(tmp_dir, out_path, ec);
-  if (ec) return base::io_error(out_dir + ": rename from " + tmp_dir + " failed: " + ec.message());
+  if (ec) {
+    std::error_code restore_ec;
+    if (!old_dir.empty()) fs::rename(old_dir, out_path, restore_ec);  // put the old OUT back
+    return base::io_error(out_dir + ": rename from " + tmp_dir + " failed: " + ec.message());
+  }
   tmp_guard.release();
   if (!old_dir.empty()) fs::remove_all(old_dir, ec);
   return report;
