@@ -173,6 +173,10 @@ TEST_F(EngineModelTest, ConcurrentGreedyMatchesEachRequestAlone) {
   }
   const engine::EngineStats s = (*e)->stats();
   EXPECT_GT(s.scheduler.prefix_cache.hits, 0) << "the shared 40-token prefix should hit the cache";
+  // --kv-cache auto started at one 64 KiB chunk (4 blocks) and grew with the load.
+  EXPECT_EQ((*e)->metadata().kv_cache_plan.initial_num_blocks, 4);
+  EXPECT_GT(s.num_kv_grows, 0);
+  EXPECT_GT(s.kv_cache_bytes, int64_t{64} << 10);
   expect_no_leaks(**e);
 }
 
@@ -244,6 +248,37 @@ TEST_F(EngineModelTest, AbortFreesBlocks) {
   h->abort();
   const Result r = drain(*h);
   EXPECT_TRUE(r.finish == engine::FinishReason::kAbort || r.finish == engine::FinishReason::kLength);
+  expect_no_leaks(**e);
+}
+
+// A pool smaller than one max_model_len sequence is refused at start-up with a message; a request
+// longer than max_model_len is refused at add_request; requests that fit one at a time but not
+// together wait for blocks (queued) and still finish. Never a crash.
+TEST_F(EngineModelTest, RequestsThatCannotFitAreRejectedOrQueued) {
+  engine::EngineArgs args = small_args();
+  args.kv_cache = "128KiB";  // 8 blocks of 16 tokens (1 KiB each) < one 160-token sequence
+  auto refused = engine::LlmEngine::create(model_dir(), args);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), base::ErrorCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("--kv-cache"), std::string::npos) << refused.status().message();
+
+  args.kv_cache = "160KiB";  // exactly one 160-token sequence
+  auto e = engine::LlmEngine::create(model_dir(), args);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  auto too_long = (*e)->add_request(make_request(std::vector<int32_t>(200, 4), greedy(4)));
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.status().code(), base::ErrorCode::kInvalidArgument) << too_long.status().message();
+  std::vector<engine::RequestHandle> handles;
+  for (int32_t r = 0; r < 3; ++r) {
+    auto h = (*e)->add_request(make_request(std::vector<int32_t>(100, 4 + r), greedy(8)));
+    ASSERT_TRUE(h.ok()) << h.status().message();
+    handles.push_back(std::move(h).value());
+  }
+  for (auto& h : handles) {
+    const Result r = drain(h);
+    EXPECT_EQ(r.tokens.size(), 8u);
+    EXPECT_EQ(r.finish, engine::FinishReason::kLength);
+  }
   expect_no_leaks(**e);
 }
 
