@@ -1,10 +1,12 @@
 #include "bench/engine_bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -72,24 +74,40 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
       if (!handle.ok()) return handle.status().with_context("bench: adding request " + std::to_string(r));
       handles.push_back(std::move(handle).value());
     }
-    int64_t tokens = 0;
-    double ttft_sum = 0.0;
-    for (engine::RequestHandle& h : handles) {
-      bool first = true;
-      while (auto out = h.next()) {
-        if (first && !out->new_token_ids.empty()) {
-          ttft_sum += seconds(Clock::now() - t0);
-          first = false;
+    // One consumer thread per request, so first-token times are taken when the tokens arrive.
+    struct Track {
+      int64_t tokens = 0;
+      double first_s = -1.0;
+      std::string error;
+    };
+    std::vector<Track> tracks(handles.size());
+    std::vector<std::thread> consumers;
+    consumers.reserve(handles.size());
+    for (size_t i = 0; i < handles.size(); ++i) {
+      consumers.emplace_back([&, i] {
+        Track& tr = tracks[i];
+        while (auto out = handles[i].next()) {
+          if (tr.first_s < 0 && !out->new_token_ids.empty()) tr.first_s = seconds(Clock::now() - t0);
+          tr.tokens += static_cast<int64_t>(out->new_token_ids.size());
+          if (out->finish_reason == engine::FinishReason::kError) tr.error = out->error_message;
+          if (out->finished()) break;
         }
-        tokens += static_cast<int64_t>(out->new_token_ids.size());
-        if (out->finish_reason == engine::FinishReason::kError)
-          return base::internal_error("bench: request failed: " + out->error_message);
-        if (out->finished()) break;
-      }
+      });
+    }
+    for (std::thread& t : consumers) t.join();
+    int64_t tokens = 0;
+    double ttft_sum = 0.0, last_first_s = 0.0;
+    for (const Track& tr : tracks) {
+      if (!tr.error.empty()) return base::internal_error("bench: request failed: " + tr.error);
+      tokens += tr.tokens;
+      ttft_sum += std::max(tr.first_s, 0.0);
+      last_first_s = std::max(last_first_s, tr.first_s);
     }
     point.wall_s = seconds(Clock::now() - t0);
     point.output_tokens = tokens;
     point.mean_ttft_s = ttft_sum / count;
+    const double decode_s = point.wall_s - last_first_s;
+    point.decode_tok_s = decode_s > 0 ? static_cast<double>(tokens - count) / decode_s : 0.0;
     return base::ok_status();
   };
 
@@ -115,12 +133,15 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
 }
 
 std::string format_engine_bench_table(const std::vector<EngineBenchPoint>& points) {
-  std::string s = "concurrency  out tok/s  speed-up  wall s  mean TTFT s  steps  preempt  KV MiB  RSS MiB\n";
+  std::string s =
+      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  wall s  mean TTFT s  steps  preempt  KV MiB  RSS MiB\n";
   const double base = points.empty() ? 0.0 : points.front().output_tok_s;
+  const double decode_base = points.empty() ? 0.0 : points.front().decode_tok_s;
   char line[256];
   for (const EngineBenchPoint& p : points) {
-    std::snprintf(line, sizeof(line), "%11d  %9.2f  %7.2fx  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
-                  p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.wall_s, p.mean_ttft_s,
+    std::snprintf(line, sizeof(line), "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
+                  p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.decode_tok_s,
+                  decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.wall_s, p.mean_ttft_s,
                   static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
                   static_cast<double>(p.kv_cache_bytes) / (1 << 20), static_cast<double>(p.rss_bytes) / (1 << 20));
     s += line;
@@ -139,6 +160,7 @@ std::string format_engine_bench_json(const EngineBenchConfig& config, const std:
                            {"wall_s", p.wall_s},
                            {"output_tokens", p.output_tokens},
                            {"mean_ttft_s", p.mean_ttft_s},
+                           {"decode_tok_s", p.decode_tok_s},
                            {"num_steps", p.num_steps},
                            {"num_preemptions", p.num_preemptions},
                            {"kv_cache_bytes", p.kv_cache_bytes},

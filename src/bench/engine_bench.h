@@ -27,6 +27,9 @@ struct EngineBenchPoint {
   int64_t output_tokens = 0;
   double output_tok_s = 0.0;
   double mean_ttft_s = 0.0;  // submit -> first token, averaged over the requests
+  // Output tokens after each request's first, over the time from the last first token to the
+  // end: the steady decode rate once every request is decoding (prefill excluded).
+  double decode_tok_s = 0.0;
   int64_t num_steps = 0;     // engine steps taken
   int64_t num_preemptions = 0;
   int64_t kv_cache_bytes = 0;  // pool size at the end of the point
