@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 
 namespace nibble::bench {
@@ -16,6 +18,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
 
 }  // namespace
 
@@ -120,7 +129,10 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
     const engine::EngineStats before = engine.stats();
     EngineBenchPoint p;
     p.concurrency = c;
+    const double cpu0 = process_cpu_seconds();
     NIBBLE_TRY(run_batch(c, config.prompt_tokens, config.output_tokens, p));
+    p.cpu_s = process_cpu_seconds() - cpu0;
+    p.output_tok_per_cpu_s = p.cpu_s > 0 ? static_cast<double>(p.output_tokens) / p.cpu_s : 0.0;
     const engine::EngineStats after = engine.stats();
     p.output_tok_s = p.wall_s > 0 ? static_cast<double>(p.output_tokens) / p.wall_s : 0.0;
     p.num_steps = after.num_steps - before.num_steps;
@@ -134,14 +146,15 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
 
 std::string format_engine_bench_table(const std::vector<EngineBenchPoint>& points) {
   std::string s =
-      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  wall s  mean TTFT s  steps  preempt  KV MiB  RSS MiB\n";
+      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  tok/CPU-s  wall s  mean TTFT s  steps  preempt  KV MiB  "
+      "RSS MiB\n";
   const double base = points.empty() ? 0.0 : points.front().output_tok_s;
   const double decode_base = points.empty() ? 0.0 : points.front().decode_tok_s;
   char line[256];
   for (const EngineBenchPoint& p : points) {
-    std::snprintf(line, sizeof(line), "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
+    std::snprintf(line, sizeof(line), "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %9.2f  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
                   p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.decode_tok_s,
-                  decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.wall_s, p.mean_ttft_s,
+                  decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.output_tok_per_cpu_s, p.wall_s, p.mean_ttft_s,
                   static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
                   static_cast<double>(p.kv_cache_bytes) / (1 << 20), static_cast<double>(p.rss_bytes) / (1 << 20));
     s += line;
@@ -161,6 +174,8 @@ std::string format_engine_bench_json(const EngineBenchConfig& config, const std:
                            {"output_tokens", p.output_tokens},
                            {"mean_ttft_s", p.mean_ttft_s},
                            {"decode_tok_s", p.decode_tok_s},
+                           {"cpu_s", p.cpu_s},
+                           {"output_tok_per_cpu_s", p.output_tok_per_cpu_s},
                            {"num_steps", p.num_steps},
                            {"num_preemptions", p.num_preemptions},
                            {"kv_cache_bytes", p.kv_cache_bytes},

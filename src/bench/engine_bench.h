@@ -30,6 +30,8 @@ struct EngineBenchPoint {
   // Output tokens after each request's first, over the time from the last first token to the
   // end: the steady decode rate once every request is decoding (prefill excluded).
   double decode_tok_s = 0.0;
+  double cpu_s = 0.0;        // process CPU time (user + sys) of the point: robust on a shared machine
+  double output_tok_per_cpu_s = 0.0;
   int64_t num_steps = 0;     // engine steps taken
   int64_t num_preemptions = 0;
   int64_t kv_cache_bytes = 0;  // pool size at the end of the point
