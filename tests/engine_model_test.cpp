@@ -8,12 +8,11 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/llm_engine.h"
 #include "model/model.h"
@@ -37,7 +36,8 @@ std::vector<int32_t> greedy_alone(model::Model& m, const std::vector<int32_t>& p
   auto logits = m.forward(prompt, 0, *cache, 1);
   EXPECT_TRUE(logits.ok()) << logits.status().message();
   for (int32_t i = 0; i < max_tokens; ++i) {
-    const auto token = static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+    const auto token =
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
     out.push_back(token);
     if (i + 1 == max_tokens) break;
     logits = m.forward({&token, 1}, static_cast<int64_t>(prompt.size()) + i, *cache, 1);

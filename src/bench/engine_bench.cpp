@@ -1,23 +1,24 @@
 #include "bench/engine_bench.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
-
-#include <sys/resource.h>
-
-#include <nlohmann/json.hpp>
 
 namespace nibble::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 double process_cpu_seconds() {
   rusage usage{};
@@ -146,23 +147,27 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
 
 std::string format_engine_bench_table(const std::vector<EngineBenchPoint>& points) {
   std::string s =
-      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  tok/CPU-s  wall s  mean TTFT s  steps  preempt  KV MiB  "
+      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  tok/CPU-s  wall s  mean TTFT s  steps  "
+      "preempt  KV MiB  "
       "RSS MiB\n";
   const double base = points.empty() ? 0.0 : points.front().output_tok_s;
   const double decode_base = points.empty() ? 0.0 : points.front().decode_tok_s;
   char line[256];
   for (const EngineBenchPoint& p : points) {
-    std::snprintf(line, sizeof(line), "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %9.2f  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
-                  p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.decode_tok_s,
-                  decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.output_tok_per_cpu_s, p.wall_s, p.mean_ttft_s,
-                  static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
-                  static_cast<double>(p.kv_cache_bytes) / (1 << 20), static_cast<double>(p.rss_bytes) / (1 << 20));
+    std::snprintf(
+        line, sizeof(line),
+        "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %9.2f  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
+        p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.decode_tok_s,
+        decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.output_tok_per_cpu_s, p.wall_s, p.mean_ttft_s,
+        static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
+        static_cast<double>(p.kv_cache_bytes) / (1 << 20), static_cast<double>(p.rss_bytes) / (1 << 20));
     s += line;
   }
   return s;
 }
 
-std::string format_engine_bench_json(const EngineBenchConfig& config, const std::vector<EngineBenchPoint>& points) {
+std::string format_engine_bench_json(const EngineBenchConfig& config,
+                                     const std::vector<EngineBenchPoint>& points) {
   nlohmann::json j;
   j["prompt_tokens"] = config.prompt_tokens;
   j["output_tokens"] = config.output_tokens;

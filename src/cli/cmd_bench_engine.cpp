@@ -40,8 +40,8 @@ int run_bench_engine(const std::string& model_dir, const std::string& concurrenc
   if (!created.ok()) return report_error(created.status());
   engine::LlmEngine& llm = **created;
   for (const std::string& line : llm.metadata().startup_report) std::fprintf(stderr, "%s\n", line.c_str());
-  std::fprintf(stderr, "bench: -p %d -n %d, RSS after load %.1f MiB\n", config.prompt_tokens, config.output_tokens,
-               static_cast<double>(bench::read_rss_bytes()) / (1 << 20));
+  std::fprintf(stderr, "bench: -p %d -n %d, RSS after load %.1f MiB\n", config.prompt_tokens,
+               config.output_tokens, static_cast<double>(bench::read_rss_bytes()) / (1 << 20));
   auto points = bench::run_engine_bench(llm, config);
   if (!points.ok()) return report_error(points.status());
   if (json) {
@@ -53,7 +53,8 @@ int run_bench_engine(const std::string& model_dir, const std::string& concurrenc
 }
 
 void add_bench_engine(CLI::App& app, CommandFn* run) {
-  CLI::App* cmd = app.add_subcommand("bench-engine", "Offline throughput through the engine at several concurrencies");
+  CLI::App* cmd =
+      app.add_subcommand("bench-engine", "Offline throughput through the engine at several concurrencies");
   auto args = std::make_shared<BenchEngineArgs>();
   cmd->add_option("MODEL", args->model_dir, "Model folder (config.json + safetensors)")->required();
   cmd->add_option("-p,--prompt-tokens", args->config.prompt_tokens, "Prompt tokens per request")
@@ -66,7 +67,8 @@ void add_bench_engine(CLI::App& app, CommandFn* run) {
   cmd->callback([run, args, cmd] {
     args->has_max_num_seqs = cmd->get_option("--max-num-seqs")->count() > 0;
     *run = [args] {
-      if (auto st = engine_args_finish(args->flag_text, &args->engine_args); !st.ok()) return report_error(st);
+      if (auto st = engine_args_finish(args->flag_text, &args->engine_args); !st.ok())
+        return report_error(st);
       return run_bench_engine(args->model_dir, args->concurrency, args->config, args->engine_args, args->json,
                               args->has_max_num_seqs);
     };

@@ -26,7 +26,8 @@ inline void add_engine_flags(CLI::App* cmd, engine::EngineArgs* args, EngineFlag
                   "Prompt + output tokens per request (default min(max_position_embeddings, 4096))")
       ->check(CLI::Range(2, 1 << 24));
   cmd->add_option("--kv-cache", args->kv_cache, "KV cache: auto | SIZE (8GiB) | FRACTION (0.6)");
-  cmd->add_option("--kv-cache-chunk", text->kv_cache_chunk, "Growth step of --kv-cache auto (default 256MiB)");
+  cmd->add_option("--kv-cache-chunk", text->kv_cache_chunk,
+                  "Growth step of --kv-cache auto (default 256MiB)");
   cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--no-prefix-caching", text->no_prefix_caching, "Turn prefix caching off");

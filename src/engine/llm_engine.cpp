@@ -16,17 +16,22 @@ namespace {
 std::string describe_weights(const std::vector<std::pair<std::string, int64_t>>& by_format, int64_t total) {
   std::string s = "weights: " + format_bytes(total);
   std::string parts;
-  for (const auto& [name, bytes] : by_format) parts += (parts.empty() ? "" : ", ") + name + " " + format_bytes(bytes);
+  for (const auto& [name, bytes] : by_format)
+    parts += (parts.empty() ? "" : ", ") + name + " " + format_bytes(bytes);
   return parts.empty() ? s : s + " (" + parts + ")";
 }
 
 }  // namespace
 
-int64_t LlmEngine::num_live_samplers() const { return runner_->num_live_samplers(); }
+int64_t LlmEngine::num_live_samplers() const {
+  return runner_->num_live_samplers();
+}
 
-base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& model_dir, const EngineArgs& args) {
+base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& model_dir,
+                                                           const EngineArgs& args) {
   if (args.max_num_seqs < 1) return base::invalid_argument("--max-num-seqs must be at least 1");
-  if (args.max_num_batched_tokens < 1) return base::invalid_argument("--max-num-batched-tokens must be at least 1");
+  if (args.max_num_batched_tokens < 1)
+    return base::invalid_argument("--max-num-batched-tokens must be at least 1");
   if (args.max_model_len < 0) return base::invalid_argument("--max-model-len must not be negative");
   if (args.block_size < 1) return base::invalid_argument("KV block size must be positive");
   NIBBLE_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(model_dir));
@@ -81,10 +86,10 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   const int64_t q_dim = config.num_attention_heads * config.head_dim;
   const int64_t kv_dim = config.num_key_value_heads * config.head_dim;
   const int64_t rows = std::min<int64_t>(args.max_num_seqs, b);
-  md.workspace_bytes = 4 * (b * (2 * config.hidden_size + 2 * q_dim + 2 * kv_dim + 2 * config.intermediate_size) +
-                            rows * (config.hidden_size + config.vocab_size) +
-                            int64_t{md.num_threads} * md.max_model_len +
-                            int64_t{md.max_model_len} * config.head_dim);
+  md.workspace_bytes =
+      4 * (b * (2 * config.hidden_size + 2 * q_dim + 2 * kv_dim + 2 * config.intermediate_size) +
+           rows * (config.hidden_size + config.vocab_size) + int64_t{md.num_threads} * md.max_model_len +
+           int64_t{md.max_model_len} * config.head_dim);
   md.kv_bytes_per_token = kv_bytes_per_token(static_cast<int32_t>(config.num_hidden_layers),
                                              static_cast<int32_t>(config.num_key_value_heads),
                                              static_cast<int32_t>(config.head_dim), /*dtype_bytes=*/4);
@@ -97,7 +102,8 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   policy.max_model_len = md.max_model_len;
   policy.chunk_bytes = args.kv_cache_chunk_bytes;
   policy.safety_margin_bytes = args.safety_margin_bytes;
-  NIBBLE_ASSIGN_OR_RETURN(MemoryInfo before_load, args.memory_probe ? args.memory_probe() : read_memory_info());
+  NIBBLE_ASSIGN_OR_RETURN(MemoryInfo before_load,
+                          args.memory_probe ? args.memory_probe() : read_memory_info());
   const int64_t resident_bytes = md.weight_bytes + md.workspace_bytes;
   NIBBLE_TRY(check_fits_before_load(policy, resident_bytes, before_load).with_context(model_dir));
   NIBBLE_ASSIGN_OR_RETURN(md.kv_cache_plan, plan_kv_cache(policy, resident_bytes, before_load));
@@ -110,7 +116,8 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   NIBBLE_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> model, model::load_model(model_dir, options));
 
   const KvCachePlan& plan = md.kv_cache_plan;
-  const int32_t chunk_num_blocks = plan.chunk_num_blocks > 0 ? plan.chunk_num_blocks : plan.initial_num_blocks;
+  const int32_t chunk_num_blocks =
+      plan.chunk_num_blocks > 0 ? plan.chunk_num_blocks : plan.initial_num_blocks;
   auto runner = std::make_unique<LlmModelRunner>(std::move(model), plan.block_size, chunk_num_blocks,
                                                  args.max_num_seqs, args.max_num_batched_tokens);
   engine->runner_ = runner.get();
@@ -134,11 +141,11 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   md.startup_report.push_back("KV bytes per token: " + std::to_string(md.kv_bytes_per_token) + " (" +
                               format_bytes(md.kv_bytes_per_token) + ", fp32)");
   md.startup_report.push_back(plan.describe());
-  md.startup_report.push_back("cap " + format_bytes(plan.bytes_per_block * plan.max_num_blocks) +
-                              ", max concurrent tokens " + std::to_string(plan.max_concurrent_tokens()) +
-                              "; max-num-seqs " + std::to_string(md.max_num_seqs) + ", max-num-batched-tokens " +
-                              std::to_string(md.max_num_batched_tokens) + ", max-model-len " +
-                              std::to_string(md.max_model_len) + "; memory " + before_load.describe());
+  md.startup_report.push_back(
+      "cap " + format_bytes(plan.bytes_per_block * plan.max_num_blocks) + ", max concurrent tokens " +
+      std::to_string(plan.max_concurrent_tokens()) + "; max-num-seqs " + std::to_string(md.max_num_seqs) +
+      ", max-num-batched-tokens " + std::to_string(md.max_num_batched_tokens) + ", max-model-len " +
+      std::to_string(md.max_model_len) + "; memory " + before_load.describe());
 
   NIBBLE_ASSIGN_OR_RETURN(engine->core_, EngineCore::create(std::move(ec), std::move(runner)));
   return engine;

@@ -26,10 +26,11 @@
 namespace nibble::engine {
 
 struct EngineArgs {
-  int32_t max_num_seqs = 32;             // --max-num-seqs
-  int32_t max_num_batched_tokens = 512;  // --max-num-batched-tokens (tokens per step; CPU matmuls saturate well below 2048)
-  int32_t max_model_len = 0;             // --max-model-len; 0 = min(max_position_embeddings, 4096)
-  std::string kv_cache = "auto";         // --kv-cache auto|SIZE|FRACTION
+  int32_t max_num_seqs = 32;  // --max-num-seqs
+  int32_t max_num_batched_tokens =
+      512;  // --max-num-batched-tokens (tokens per step; CPU matmuls saturate well below 2048)
+  int32_t max_model_len = 0;      // --max-model-len; 0 = min(max_position_embeddings, 4096)
+  std::string kv_cache = "auto";  // --kv-cache auto|SIZE|FRACTION
   int64_t kv_cache_chunk_bytes = int64_t{256} << 20;  // --kv-cache-chunk: growth step of auto
   int64_t safety_margin_bytes = -1;                   // < 0 = the memory policy's default
   int32_t block_size = 16;                            // tokens per KV block
@@ -69,12 +70,15 @@ class LlmEngine {
   // Reads the config, checks that weights + the minimum KV cache fit in available memory
   // (refusing with a message naming the numbers otherwise), loads the weights, plans the KV
   // cache and starts the engine thread. Errors name the file or flag at fault.
-  static base::Result<std::unique_ptr<LlmEngine>> create(const std::string& model_dir, const EngineArgs& args);
+  static base::Result<std::unique_ptr<LlmEngine>> create(const std::string& model_dir,
+                                                         const EngineArgs& args);
 
   EngineCore& core() { return *core_; }
   const EngineMetadata& metadata() const { return metadata_; }
   // Shortcut for core().add_request.
-  base::Result<RequestHandle> add_request(EngineCoreRequest request) { return core_->add_request(std::move(request)); }
+  base::Result<RequestHandle> add_request(EngineCoreRequest request) {
+    return core_->add_request(std::move(request));
+  }
   EngineStats stats() const { return core_->stats(); }
   // Samplers the runner still holds (for leak tests; read while the engine is idle).
   int64_t num_live_samplers() const;

@@ -6,8 +6,8 @@
 
 namespace nibble::engine {
 
-LlmModelRunner::LlmModelRunner(std::unique_ptr<model::Model> model, int32_t block_size, int32_t chunk_num_blocks,
-                               int32_t max_num_seqs, int32_t max_num_batched_tokens)
+LlmModelRunner::LlmModelRunner(std::unique_ptr<model::Model> model, int32_t block_size,
+                               int32_t chunk_num_blocks, int32_t max_num_seqs, int32_t max_num_batched_tokens)
     : model_(std::move(model)),
       vocab_size_(model_->config().vocab_size),
       storage_(static_cast<int32_t>(model_->config().num_hidden_layers),
@@ -25,7 +25,9 @@ LlmModelRunner::LlmModelRunner(std::unique_ptr<model::Model> model, int32_t bloc
 
 LlmModelRunner::~LlmModelRunner() = default;
 
-base::Status LlmModelRunner::set_num_kv_blocks(int32_t num_blocks) { return storage_.resize(num_blocks); }
+base::Status LlmModelRunner::set_num_kv_blocks(int32_t num_blocks) {
+  return storage_.resize(num_blocks);
+}
 
 Sampler& LlmModelRunner::sampler_for(const ScheduledRequest& scheduled) {
   auto it = samplers_.find(scheduled.request_id());
@@ -43,7 +45,8 @@ Sampler& LlmModelRunner::sampler_for(const ScheduledRequest& scheduled) {
   return *it->second;
 }
 
-void LlmModelRunner::compute_logprobs(const float* logits, int32_t token, int32_t num_top, TokenLogprobs& out) {
+void LlmModelRunner::compute_logprobs(const float* logits, int32_t token, int32_t num_top,
+                                      TokenLogprobs& out) {
   float max_logit = -std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < vocab_size_; ++v) max_logit = std::max(max_logit, logits[v]);
   double sum = 0.0;
@@ -58,13 +61,15 @@ void LlmModelRunner::compute_logprobs(const float* logits, int32_t token, int32_
   for (int64_t v = 0; v < vocab_size_; ++v) {
     const float l = logits[v];
     if (top_.size() == k && !(l > top_.back().first)) continue;
-    auto pos = std::upper_bound(top_.begin(), top_.end(), l,
-                                [](float value, const std::pair<float, int32_t>& e) { return value > e.first; });
+    auto pos =
+        std::upper_bound(top_.begin(), top_.end(), l,
+                         [](float value, const std::pair<float, int32_t>& e) { return value > e.first; });
     if (top_.size() == k) top_.pop_back();
     top_.insert(pos, {l, static_cast<int32_t>(v)});
   }
   out.top.reserve(top_.size());
-  for (const auto& [l, id] : top_) out.top.push_back({id, static_cast<float>(static_cast<double>(l) - log_z)});
+  for (const auto& [l, id] : top_)
+    out.top.push_back({id, static_cast<float>(static_cast<double>(l) - log_z)});
 }
 
 base::Result<ModelRunnerOutput> LlmModelRunner::execute_model(const SchedulerOutput& so) {

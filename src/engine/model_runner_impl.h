@@ -62,13 +62,13 @@ class LlmModelRunner final : public ModelRunner {
   std::unordered_map<std::string, std::unique_ptr<Sampler>> samplers_;
   std::mt19937_64 seed_rng_;  // seeds requests that did not ask for one
   // Per-step workspaces, reserved at construction.
-  std::vector<int32_t> tokens_;                  // [max_num_batched_tokens]
-  std::vector<model::SeqSlice> seqs_;            // [max_num_seqs]
-  std::vector<PagedKvCache> caches_;             // [max_num_seqs]
-  std::vector<int64_t> logit_rows_;              // [max_num_seqs]
-  std::vector<int32_t> row_request_;             // [max_num_seqs] scheduled index of each logit row
-  std::vector<float> logits_;                    // [vocab] the row the sampler may modify
-  std::vector<std::pair<float, int32_t>> top_;   // [max top logprobs]
+  std::vector<int32_t> tokens_;                 // [max_num_batched_tokens]
+  std::vector<model::SeqSlice> seqs_;           // [max_num_seqs]
+  std::vector<PagedKvCache> caches_;            // [max_num_seqs]
+  std::vector<int64_t> logit_rows_;             // [max_num_seqs]
+  std::vector<int32_t> row_request_;            // [max_num_seqs] scheduled index of each logit row
+  std::vector<float> logits_;                   // [vocab] the row the sampler may modify
+  std::vector<std::pair<float, int32_t>> top_;  // [max top logprobs]
 };
 
 }  // namespace nibble::engine
