@@ -1,5 +1,6 @@
 // `nibble run MODEL (-p TEXT | --prompt-ids a,b,c) [-n N] [sampling flags] [--print-ids] [-t N]`:
-// batched prefill of the prompt, then token-by-token decode, streaming the tokens to stdout.
+// one request through the engine (LlmEngine): batched prefill of the prompt, then token-by-token
+// decode, streaming the tokens to stdout.
 // Load time, prefill and decode speeds go to stderr.
 #include <algorithm>
 #include <chrono>
@@ -11,7 +12,7 @@
 
 #include "base/thread_pool.h"
 #include "cli/commands.h"
-#include "engine/sampler.h"
+#include "engine/llm_engine.h"
 #include "model/config.h"
 #include "model/model.h"
 
@@ -34,6 +35,7 @@ struct RunArgs {
   bool print_ids = false;
   bool ignore_eos = false;
   int num_threads = 0;
+  std::string kv_cache = "auto";
   // Which sampling flags were given (the rest come from generation_config.json).
   bool has_temperature = false, has_top_k = false, has_top_p = false, has_min_p = false, has_rep = false,
        has_seed = false;
@@ -112,52 +114,52 @@ int run_model(const RunArgs& args) {
   params.max_tokens = std::max(1, static_cast<int32_t>(args.max_new_tokens));
   if (auto st = engine::validate_sampling_params(params, static_cast<int32_t>(config->vocab_size)); !st.ok()) return report_error(st);
 
-  std::vector<int32_t> eos_ids = gen->eos_token_ids;
-  for (int32_t id : config->eos_token_ids) {
-    if (std::find(eos_ids.begin(), eos_ids.end(), id) == eos_ids.end()) eos_ids.push_back(id);
-  }
-
-  model::LoadOptions options;
-  options.max_seq_len = prompt_len + std::max<int64_t>(args.max_new_tokens, 1);
-  options.max_batch_tokens = prompt_len;
-  options.max_logit_rows = 1;
-  options.num_threads = args.num_threads > 0 ? args.num_threads : base::available_cpus();
+  // One request through the engine (the same path as `nibble serve`): the whole prompt is one
+  // prefill chunk, then one decode step per token.
+  engine::EngineArgs engine_args;
+  engine_args.max_num_seqs = 1;
+  engine_args.max_model_len = static_cast<int32_t>(prompt_len + std::max<int64_t>(args.max_new_tokens, 1));
+  engine_args.max_num_batched_tokens = static_cast<int32_t>(std::max<int64_t>(prompt_len, 1));
+  engine_args.num_threads = args.num_threads;
+  engine_args.kv_cache = args.kv_cache;
   const auto t_load = std::chrono::steady_clock::now();
-  auto loaded = model::load_model(args.model_dir, options);
-  if (!loaded.ok()) return report_error(loaded.status());
-  std::unique_ptr<model::Model> m = std::move(loaded).value();
-  std::unique_ptr<model::KvCache> cache = m->new_kv_cache();
-  const int64_t vocab = m->config().vocab_size;
-  engine::Sampler sampler(vocab, params);
-  std::vector<float> logits(static_cast<size_t>(vocab));
+  auto created = engine::LlmEngine::create(args.model_dir, engine_args);
+  if (!created.ok()) return report_error(created.status());
+  std::unique_ptr<engine::LlmEngine> llm = std::move(created).value();
+  const engine::EngineMetadata& md = llm->metadata();
   std::fprintf(stderr, "load: %.3f s (%s, %.1f MB of weights, %d threads)\n", seconds_since(t_load),
-               m->config().architecture.c_str(), static_cast<double>(m->weight_bytes()) / 1e6,
-               options.num_threads);
+               md.architecture.c_str(), static_cast<double>(md.weight_bytes) / 1e6, md.num_threads);
+  for (const std::string& line : md.startup_report) std::fprintf(stderr, "  %s\n", line.c_str());
 
+  params.ignore_eos = args.ignore_eos;
+  engine::EngineCoreRequest request;
+  request.prompt_token_ids = prompt;
+  request.sampling_params = params;
+  const auto t_prefill = std::chrono::steady_clock::now();
+  auto handle = llm->add_request(std::move(request));
+  if (!handle.ok()) return report_error(handle.status());
   std::vector<int32_t> output;
   output.reserve(static_cast<size_t>(args.max_new_tokens));
-  const auto t_prefill = std::chrono::steady_clock::now();
-  auto step = m->forward(prompt, 0, *cache, 1);
-  if (!step.ok()) return report_error(step.status());
-  const double prefill_s = seconds_since(t_prefill);
-  double decode_s = 0.0;
-  int64_t num_decoded = 0;
-  for (int64_t i = 0; i < args.max_new_tokens; ++i) {
-    std::copy(step->begin(), step->end(), logits.begin());
-    const int32_t token = sampler.sample(logits, prompt, output);
-    output.push_back(token);
-    if (!args.print_ids) {
-      std::printf("%s%d", i == 0 ? "" : " ", token);
-      std::fflush(stdout);
+  double prefill_s = 0.0;
+  std::chrono::steady_clock::time_point t_first;
+  std::string error_message;
+  while (auto delta = handle->next()) {
+    for (int32_t token : delta->new_token_ids) {
+      if (output.empty()) {
+        prefill_s = seconds_since(t_prefill);
+        t_first = std::chrono::steady_clock::now();
+      }
+      if (!args.print_ids) {
+        std::printf("%s%d", output.empty() ? "" : " ", token);
+        std::fflush(stdout);
+      }
+      output.push_back(token);
     }
-    const bool is_eos = std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
-    if ((is_eos && !args.ignore_eos) || i + 1 == args.max_new_tokens) break;
-    const auto t_step = std::chrono::steady_clock::now();
-    step = m->forward({&token, 1}, prompt_len + i, *cache, 1);
-    if (!step.ok()) return report_error(step.status());
-    decode_s += seconds_since(t_step);
-    ++num_decoded;
+    if (delta->finish_reason == engine::FinishReason::kError) error_message = delta->error_message;
+    if (delta->finished()) break;
   }
+  const double decode_s = output.empty() ? 0.0 : seconds_since(t_first);
+  const auto num_decoded = static_cast<int64_t>(output.size()) - 1;
   if (args.print_ids) {
     std::printf("[");
     for (size_t i = 0; i < output.size(); ++i) std::printf("%s%d", i == 0 ? "" : ", ", output[i]);
@@ -165,6 +167,7 @@ int run_model(const RunArgs& args) {
   } else {
     std::printf("\n");
   }
+  if (!error_message.empty()) return report_error(base::internal_error(error_message));
   std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(prompt_len),
                prefill_s, static_cast<double>(prompt_len) / prefill_s);
   if (num_decoded > 0) {
@@ -197,6 +200,7 @@ void add_run(CLI::App& app, CommandFn* run) {
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at EOS tokens");
   cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--kv-cache", args->kv_cache, "KV cache size: auto | SIZE (8GiB) | FRACTION (0.6)");
   cmd->callback([run, args, text, ids, temp, top_k, top_p, min_p, rep, seed] {
     args->has_temperature = temp->count() > 0;
     args->has_top_k = top_k->count() > 0;

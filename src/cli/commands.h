@@ -14,6 +14,7 @@ void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
 void add_chat_template(CLI::App& app, CommandFn* run);
 void add_quantize(CLI::App& app, CommandFn* run);
 void add_eval(CLI::App& app, CommandFn* run);
+void add_bench_engine(CLI::App& app, CommandFn* run);
 // The default form of the `bench` group (cmd_bench_offline.cpp), called by add_bench.
 void add_bench_offline(CLI::App* bench, CommandFn* run);
 
@@ -27,6 +28,7 @@ inline constexpr AddCommandFn kCommands[] = {
     add_chat_template,
     add_quantize,
     add_eval,
+    add_bench_engine,
 };
 
 }  // namespace nibble::cli

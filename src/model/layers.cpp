@@ -74,10 +74,13 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
   ws_.logits.resize(r * static_cast<size_t>(config.vocab_size));
   ws_.key_rows.resize(static_cast<size_t>(options.max_seq_len));
   ws_.value_rows.resize(static_cast<size_t>(options.max_seq_len));
+  ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len));
+  ws_.positions.resize(b);
+  ws_.token_seq.resize(b);
 }
 
-base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t start_pos,
-                                      const KvCache& cache, int64_t num_logit_rows) const {
+base::Status DecoderStack::begin_step(std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
+                                      std::span<const int64_t> logit_rows) {
   const auto num_tokens = static_cast<int64_t>(tokens.size());
   if (num_tokens == 0) return base::invalid_argument("forward: no tokens");
   if (num_tokens > options_.max_batch_tokens) {
@@ -85,17 +88,32 @@ base::Status DecoderStack::check_step(std::span<const int32_t> tokens, int64_t s
                                   " tokens exceed max_batch_tokens " +
                                   std::to_string(options_.max_batch_tokens));
   }
-  const int64_t max_pos = std::min(options_.max_seq_len, cache.max_positions());
-  if (start_pos < 0 || start_pos + num_tokens > max_pos) {
-    return base::resource_exhausted("forward: positions " + std::to_string(start_pos) + ".." +
-                                    std::to_string(start_pos + num_tokens - 1) + " exceed the context of " +
-                                    std::to_string(max_pos) + " tokens");
-  }
-  if (num_logit_rows < 1 || num_logit_rows > std::min(num_tokens, options_.max_logit_rows)) {
-    return base::invalid_argument("forward: num_logit_rows " + std::to_string(num_logit_rows) +
-                                  " out of range [1, " +
+  const auto num_rows = static_cast<int64_t>(logit_rows.size());
+  if (num_rows < 1 || num_rows > std::min(num_tokens, options_.max_logit_rows)) {
+    return base::invalid_argument("forward: " + std::to_string(num_rows) + " logit rows out of range [1, " +
                                   std::to_string(std::min(num_tokens, options_.max_logit_rows)) + "]");
   }
+  for (int64_t row : logit_rows) {
+    if (row < 0 || row >= num_tokens)
+      return base::invalid_argument("forward: logit row " + std::to_string(row) + " is not a token of the step");
+  }
+  int64_t t = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const SeqSlice& seq = seqs[s];
+    if (seq.cache == nullptr || seq.num_tokens < 1 || seq.num_tokens > num_tokens - t)
+      return base::invalid_argument("forward: sequence " + std::to_string(s) + " has a bad token count or no cache");
+    const int64_t max_pos = std::min(options_.max_seq_len, seq.cache->max_positions());
+    if (seq.start_pos < 0 || seq.start_pos + seq.num_tokens > max_pos) {
+      return base::resource_exhausted("forward: positions " + std::to_string(seq.start_pos) + ".." +
+                                      std::to_string(seq.start_pos + seq.num_tokens - 1) +
+                                      " exceed the context of " + std::to_string(max_pos) + " tokens");
+    }
+    for (int64_t i = 0; i < seq.num_tokens; ++i, ++t) {
+      ws_.positions[static_cast<size_t>(t)] = seq.start_pos + i;
+      ws_.token_seq[static_cast<size_t>(t)] = static_cast<int32_t>(s);
+    }
+  }
+  if (t != num_tokens) return base::invalid_argument("forward: the sequences do not cover the tokens");
   for (int32_t id : tokens) {
     if (id < 0 || id >= config_.vocab_size) {
       return base::invalid_argument("token id " + std::to_string(id) + " out of range [0, " +
@@ -131,19 +149,20 @@ void DecoderStack::norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_t
                    config_.head_dim, eps, ws_.k.data());
 }
 
-void DecoderStack::rope_qk(int64_t num_tokens, int64_t start_pos) {
+void DecoderStack::rope_qk(int64_t num_tokens) {
   const int64_t half = config_.head_dim / 2;
   const int64_t q_dim = config_.num_attention_heads * config_.head_dim;
   const int64_t kv_dim = config_.num_key_value_heads * config_.head_dim;
   for (int64_t t = 0; t < num_tokens; ++t) {
-    const float* cos = rope_cos_.data() + (start_pos + t) * half;
-    const float* sin = rope_sin_.data() + (start_pos + t) * half;
+    const int64_t pos = ws_.positions[static_cast<size_t>(t)];
+    const float* cos = rope_cos_.data() + pos * half;
+    const float* sin = rope_sin_.data() + pos * half;
     kernels_.rope(ws_.q.data() + t * q_dim, config_.num_attention_heads, config_.head_dim, cos, sin);
     kernels_.rope(ws_.k.data() + t * kv_dim, config_.num_key_value_heads, config_.head_dim, cos, sin);
   }
 }
 
-void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, int64_t start_pos, KvCache& cache) {
+void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs) {
   const int64_t head_dim = config_.head_dim;
   const int64_t num_heads = config_.num_attention_heads;
   const int64_t kv_dim = config_.num_key_value_heads * head_dim;
@@ -151,41 +170,48 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, int64_t start_p
   const int64_t group = num_heads / config_.num_key_value_heads;
   NIBBLE_CHECK(group <= kAttentionTileQueries, "GQA group larger than the attention tile");
   for (int64_t t = 0; t < num_tokens; ++t) {
-    std::copy_n(ws_.k.data() + t * kv_dim, kv_dim, cache.key(layer_idx, start_pos + t));
-    std::copy_n(ws_.v.data() + t * kv_dim, kv_dim, cache.value(layer_idx, start_pos + t));
+    KvCache& cache = *seqs[static_cast<size_t>(ws_.token_seq[static_cast<size_t>(t)])].cache;
+    const int64_t pos = ws_.positions[static_cast<size_t>(t)];
+    std::copy_n(ws_.k.data() + t * kv_dim, kv_dim, cache.key(layer_idx, pos));
+    std::copy_n(ws_.v.data() + t * kv_dim, kv_dim, cache.value(layer_idx, pos));
   }
-  // transformers: scores = (q · kᵀ) * head_dim**-0.5, in fp32.
   const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const int64_t num_keys_total = start_pos + num_tokens;
-  for (int64_t j = 0; j < num_keys_total; ++j) {
-    ws_.key_rows[static_cast<size_t>(j)] = cache.key(layer_idx, j);
-    ws_.value_rows[static_cast<size_t>(j)] = cache.value(layer_idx, j);
-  }
-  // One task = one KV head x a tile of consecutive tokens, all query heads of its GQA group: the
-  // kernel reads each K/V row once for every query of the tile (flash-attention style tiling).
   const int64_t num_kv_heads = config_.num_key_value_heads;
   const int64_t tile_tokens = std::max<int64_t>(1, kAttentionTileQueries / group);
-  const int64_t num_tiles = (num_tokens + tile_tokens - 1) / tile_tokens;
-  auto task = [&](int64_t task_idx, int) {
-    const int64_t kv_head = task_idx % num_kv_heads;
-    const int64_t t0 = (task_idx / num_kv_heads) * tile_tokens;
-    const int64_t t1 = std::min(num_tokens, t0 + tile_tokens);
-    const float* q_rows[kAttentionTileQueries];
-    float* out_rows[kAttentionTileQueries];
-    int64_t num_keys[kAttentionTileQueries];
-    int64_t num_queries = 0;
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
-        q_rows[num_queries] = ws_.q.data() + t * q_dim + head * head_dim;
-        out_rows[num_queries] = ws_.attn.data() + t * q_dim + head * head_dim;
-        num_keys[num_queries] = start_pos + t + 1;  // causal: positions 0..start_pos+t
-        ++num_queries;
-      }
+  int64_t seq_t0 = 0;
+  for (const SeqSlice& seq : seqs) {
+    KvCache& cache = *seq.cache;
+    const int64_t start_pos = seq.start_pos;
+    const int64_t seq_tokens = seq.num_tokens;
+    const int64_t base_t = seq_t0;
+    seq_t0 += seq_tokens;
+    const int64_t num_keys_total = start_pos + seq_tokens;
+    for (int64_t j = 0; j < num_keys_total; ++j) {
+      ws_.key_rows[static_cast<size_t>(j)] = cache.key(layer_idx, j);
+      ws_.value_rows[static_cast<size_t>(j)] = cache.value(layer_idx, j);
     }
-    kernels_.attention(q_rows, out_rows, num_keys, num_queries, ws_.key_rows.data(), ws_.value_rows.data(),
-                       kv_head * head_dim, head_dim, scale);
-  };
-  pool_->run(num_tiles * num_kv_heads, base::TaskFn(task));
+    const int64_t num_tiles = (seq_tokens + tile_tokens - 1) / tile_tokens;
+    auto task = [&](int64_t task_idx, int) {
+      const int64_t kv_head = task_idx % num_kv_heads;
+      const int64_t t0 = (task_idx / num_kv_heads) * tile_tokens;
+      const int64_t t1 = std::min(seq_tokens, t0 + tile_tokens);
+      const float* q_rows[kAttentionTileQueries];
+      float* out_rows[kAttentionTileQueries];
+      int64_t num_keys[kAttentionTileQueries];
+      int64_t num_queries = 0;
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
+          q_rows[num_queries] = ws_.q.data() + (base_t + t) * q_dim + head * head_dim;
+          out_rows[num_queries] = ws_.attn.data() + (base_t + t) * q_dim + head * head_dim;
+          num_keys[num_queries] = start_pos + t + 1;
+          ++num_queries;
+        }
+      }
+      kernels_.attention(q_rows, out_rows, num_keys, num_queries, ws_.key_rows.data(), ws_.value_rows.data(),
+                         kv_head * head_dim, head_dim, scale);
+    };
+    pool_->run(num_tiles * num_kv_heads, base::TaskFn(task));
+  }
 }
 
 void DecoderStack::output_residual(const DecoderLayerWeights& layer, int64_t num_tokens) {
@@ -201,12 +227,15 @@ void DecoderStack::mlp_residual(const DecoderLayerWeights& layer, int64_t num_to
   kernels_.axpy(1.0f, ws_.h.data(), num_tokens * config_.hidden_size, ws_.x.data());
 }
 
-std::span<const float> DecoderStack::final_logits(int64_t num_tokens, int64_t num_logit_rows) {
-  const float* last_rows = ws_.x.data() + (num_tokens - num_logit_rows) * config_.hidden_size;
-  kernels_.rmsnorm(last_rows, weights_.norm.data(), num_logit_rows, config_.hidden_size,
-                   static_cast<float>(config_.rms_norm_eps), ws_.final.data());
-  kernels::matmul(kernels_, *pool_, ws_.final.data(), num_logit_rows, weights_.lm_head, ws_.logits.data());
-  return {ws_.logits.data(), static_cast<size_t>(num_logit_rows * config_.vocab_size)};
+std::span<const float> DecoderStack::final_logits(std::span<const int64_t> logit_rows) {
+  const auto num_rows = static_cast<int64_t>(logit_rows.size());
+  for (int64_t r = 0; r < num_rows; ++r) {
+    kernels_.rmsnorm(ws_.x.data() + logit_rows[static_cast<size_t>(r)] * config_.hidden_size, weights_.norm.data(), 1,
+                     config_.hidden_size, static_cast<float>(config_.rms_norm_eps),
+                     ws_.final.data() + r * config_.hidden_size);
+  }
+  kernels::matmul(kernels_, *pool_, ws_.final.data(), num_rows, weights_.lm_head, ws_.logits.data());
+  return {ws_.logits.data(), static_cast<size_t>(num_rows * config_.vocab_size)};
 }
 
 base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,

@@ -37,6 +37,9 @@ struct Workspace {
   std::vector<float> logits;  // [R, V]
   std::vector<const float*> key_rows;    // [max_seq_len] this layer's K of each position (cache rows)
   std::vector<const float*> value_rows;  // [max_seq_len] this layer's V of each position
+  std::vector<float> scores;  // [num_threads, max_seq_len] attention probabilities, per thread
+  std::vector<int64_t> positions;  // [B] position of each token of the step
+  std::vector<int32_t> token_seq;  // [B] which SeqSlice each token belongs to
 };
 
 // Queries per attention task (a GQA group times consecutive tokens); groups up to this size.
@@ -50,9 +53,10 @@ class DecoderStack {
 
   const DecoderWeights& weights() const { return weights_; }
 
-  // Checks a forward call's arguments against the limits (user input: returns errors).
-  base::Status check_step(std::span<const int32_t> tokens, int64_t start_pos, const KvCache& cache,
-                          int64_t num_logit_rows) const;
+  // Checks a forward call's arguments against the limits (user input: returns errors), then
+  // records each token's position and sequence for rope_qk and attend.
+  base::Status begin_step(std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
+                          std::span<const int64_t> logit_rows);
 
   // x[t] = embed_tokens[tokens[t]]
   void embed(std::span<const int32_t> tokens);
@@ -62,17 +66,17 @@ class DecoderStack {
   void project_qkv(const DecoderLayerWeights& layer, int64_t num_tokens);
   // Per-head RMSNorm of q and k over head_dim (Qwen3Attention.q_norm / k_norm).
   void norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens);
-  // Rotate-half RoPE on q and k at positions start_pos...
-  void rope_qk(int64_t num_tokens, int64_t start_pos);
-  // Appends k, v to the cache, then attn = softmax(q·Kᵀ / sqrt(hd) + causal mask) · V per head
-  // (GQA: query head i reads kv head i / (nh / nkv)).
-  void attend(int64_t layer_idx, int64_t num_tokens, int64_t start_pos, KvCache& cache);
+  // Rotate-half RoPE on q and k at each token's position (from begin_step).
+  void rope_qk(int64_t num_tokens);
+  // Appends each sequence's k, v to its cache, then attn = softmax(q·Kᵀ / sqrt(hd) + causal mask)
+  // · V per token and head over that token's sequence (GQA: query head i reads kv head i / (nh / nkv)).
+  void attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs);
   // x += attn · o_projᵀ
   void output_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
   // x += down_proj(silu(gate_proj(h)) * up_proj(h)) where h = RMSNorm(x) was computed by norm_input.
   void mlp_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
-  // logits[r] = lm_head(RMSNorm(x[last rows])) for the last num_logit_rows tokens.
-  std::span<const float> final_logits(int64_t num_tokens, int64_t num_logit_rows);
+  // logits[r] = lm_head(RMSNorm(x[logit_rows[r]])).
+  std::span<const float> final_logits(std::span<const int64_t> logit_rows);
 
  private:
   const ModelConfig& config_;

@@ -19,9 +19,9 @@ class LlamaModel final : public Model {
         weight_bytes_(weight_bytes),
         stack_(config_, options_, kernels, std::move(weights)) {}
 
-  base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos,
-                                               KvCache& cache, int64_t num_logit_rows) override {
-    NIBBLE_TRY(stack_.check_step(tokens, start_pos, cache, num_logit_rows));
+  base::Result<std::span<const float>> forward_batch(std::span<const int32_t> tokens, std::span<const SeqSlice> seqs,
+                                                     std::span<const int64_t> logit_rows) override {
+    NIBBLE_TRY(stack_.begin_step(tokens, seqs, logit_rows));
     const auto num_tokens = static_cast<int64_t>(tokens.size());
     // LlamaModel.forward: hidden = embed_tokens(input_ids)
     stack_.embed(tokens);
@@ -30,15 +30,15 @@ class LlamaModel final : public Model {
       // LlamaDecoderLayer: hidden += self_attn(input_layernorm(hidden))
       stack_.norm_input(num_tokens, layer.input_layernorm);
       stack_.project_qkv(layer, num_tokens);
-      stack_.rope_qk(num_tokens, start_pos);
-      stack_.attend(i, num_tokens, start_pos, cache);
+      stack_.rope_qk(num_tokens);
+      stack_.attend(i, num_tokens, seqs);
       stack_.output_residual(layer, num_tokens);
       // hidden += mlp(post_attention_layernorm(hidden))
       stack_.norm_input(num_tokens, layer.post_attention_layernorm);
       stack_.mlp_residual(layer, num_tokens);
     }
     // logits = lm_head(norm(hidden)) for the rows asked for
-    return stack_.final_logits(num_tokens, num_logit_rows);
+    return stack_.final_logits(logit_rows);
   }
 
   uint64_t weight_bytes() const override { return weight_bytes_; }

@@ -20,6 +20,15 @@ struct LoadOptions {
   int num_threads = 1;           // matmul / attention threads (the calling thread counts)
 };
 
+// One sequence's share of a batched forward call: its next `num_tokens` tokens (contiguous in the
+// call's token list, in sequence order) sit at positions start_pos..start_pos+num_tokens-1 and
+// attend to everything `cache` holds before them.
+struct SeqSlice {
+  int64_t num_tokens = 0;
+  int64_t start_pos = 0;
+  KvCache* cache = nullptr;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -31,8 +40,17 @@ class Model {
   // when n > 1, decode when n == 1), appending their K/V to `cache`, and returns the logits of the
   // last `num_logit_rows` tokens: [num_logit_rows, vocab_size], valid until the next call.
   // Errors: a token id out of range, more tokens than the limits allow.
-  virtual base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos,
-                                                       KvCache& cache, int64_t num_logit_rows = 1) = 0;
+  base::Result<std::span<const float>> forward(std::span<const int32_t> tokens, int64_t start_pos, KvCache& cache,
+                                               int64_t num_logit_rows = 1);
+
+  // Runs several sequences in one pass (continuous batching): tokens [T] is the concatenation of
+  // every slice's tokens, so each linear layer is one matmul with M = T; attention runs per
+  // sequence through its own cache. Returns the logits of the tokens at indices `logit_rows`
+  // (into `tokens`): [logit_rows.size(), vocab_size], valid until the next call. Errors: token id
+  // out of range, more tokens / rows than the limits allow, positions past a cache.
+  virtual base::Result<std::span<const float>> forward_batch(std::span<const int32_t> tokens,
+                                                             std::span<const SeqSlice> seqs,
+                                                             std::span<const int64_t> logit_rows) = 0;
 
   // A contiguous cache sized for options().max_seq_len.
   std::unique_ptr<KvCache> new_kv_cache() const;
@@ -41,10 +59,14 @@ class Model {
   virtual uint64_t weight_bytes() const = 0;
 
  protected:
-  Model(ModelConfig config, LoadOptions options) : config_(std::move(config)), options_(options) {}
+  Model(ModelConfig config, LoadOptions options)
+      : config_(std::move(config)), options_(options), rows_(static_cast<size_t>(options.max_logit_rows)) {}
 
   ModelConfig config_;
   LoadOptions options_;
+
+ private:
+  std::vector<int64_t> rows_;  // [max_logit_rows] forward()'s row list, so it allocates nothing
 };
 
 // Reads MODEL_DIR/config.json, picks the architecture from the registry, maps the weights and

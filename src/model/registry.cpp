@@ -1,5 +1,7 @@
 #include "model/registry.h"
 
+#include <algorithm>
+
 #include "base/file_util.h"
 
 namespace nibble::model {
@@ -31,6 +33,19 @@ std::string supported_architecture_names() {
 std::unique_ptr<KvCache> Model::new_kv_cache() const {
   return std::make_unique<ContiguousKvCache>(config_.num_hidden_layers, options_.max_seq_len,
                                              config_.num_key_value_heads, config_.head_dim);
+}
+
+base::Result<std::span<const float>> Model::forward(std::span<const int32_t> tokens, int64_t start_pos,
+                                                    KvCache& cache, int64_t num_logit_rows) {
+  const auto num_tokens = static_cast<int64_t>(tokens.size());
+  if (num_logit_rows < 1 || num_logit_rows > std::min(num_tokens, options_.max_logit_rows)) {
+    return base::invalid_argument("forward: num_logit_rows " + std::to_string(num_logit_rows) +
+                                  " out of range [1, " +
+                                  std::to_string(std::min(num_tokens, options_.max_logit_rows)) + "]");
+  }
+  for (int64_t r = 0; r < num_logit_rows; ++r) rows_[static_cast<size_t>(r)] = num_tokens - num_logit_rows + r;
+  const SeqSlice seq{num_tokens, start_pos, &cache};
+  return forward_batch(tokens, {&seq, 1}, {rows_.data(), static_cast<size_t>(num_logit_rows)});
 }
 
 base::Result<std::unique_ptr<Model>> load_model(const std::string& model_dir, const LoadOptions& options) {
