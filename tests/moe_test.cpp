@@ -1,14 +1,18 @@
 // Mixture-of-experts execution: grouped experts read each chosen expert's weights once per step
 // (counted by Model::expert_weight_reads), batched prefill agrees with token-by-token decode, and
 // bad MXFP4 expert tensors are load errors naming the tensor.
+#include "model/moe.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "formats/block_format.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/random_checkpoint.h"
@@ -139,6 +143,34 @@ TEST(MoeLoadErrorsTest, NanMxfp4ScaleNamesTensor) {
   auto m = model::load_model(bad.path(), {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find(target), std::string::npos) << m.status().message();
+}
+
+}  // namespace
+}  // namespace nibble
+
+namespace nibble {
+namespace {
+
+// The table-driven MXFP4 row decoder equals formats' bit-exact dequantize_row on every byte value
+// and every finite scale.
+TEST(Mxfp4DecodeTest, MatchesFormatsDequantizeRowForAllBytesAndScales) {
+  const formats::BlockFormat* f = formats::find_block_format("mxfp4");
+  ASSERT_NE(f, nullptr);
+  constexpr int64_t kCols = 255 * 32;  // one block per scale code 0x00..0xFE
+  std::vector<uint8_t> blocks(kCols / 2), scales(kCols / 32);
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<uint8_t>(i * 7 + i / 256);
+  for (size_t b = 0; b < scales.size(); ++b) scales[b] = static_cast<uint8_t>(b);
+  auto layout = formats::tensor_layout(*f, 1, kCols);
+  ASSERT_TRUE(layout.ok());
+  std::vector<float> want(kCols), got(kCols);
+  formats::dequantize_row(*f, *layout, blocks.data(), scales.data(), 1.0f, want.data());
+  model::decode_mxfp4_row(blocks.data(), scales.data(), kCols, got.data());
+  for (int64_t c = 0; c < kCols; ++c) {
+    uint32_t w_bits, g_bits;
+    std::memcpy(&w_bits, &want[static_cast<size_t>(c)], 4);
+    std::memcpy(&g_bits, &got[static_cast<size_t>(c)], 4);
+    ASSERT_EQ(g_bits, w_bits) << "column " << c;
+  }
 }
 
 }  // namespace

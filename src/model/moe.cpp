@@ -61,6 +61,28 @@ ExpertMatrix plain_expert(const kernels::MatWeight& w) {
   return m;
 }
 
+// Decode tables for gpt-oss MXFP4: both E2M1 values of each byte (low nibble first) and every
+// E8M0 scale 2^(code - 127) (0xFF, NaN, is rejected at load).
+struct Mxfp4Tables {
+  float pair[256][2];
+  float scale[256];
+};
+
+const Mxfp4Tables& mxfp4_tables() {
+  static const Mxfp4Tables tables = [] {
+    static constexpr float kE2M1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    auto value = [](int code) { return (code & 8) != 0 ? -kE2M1[code & 7] : kE2M1[code & 7]; };
+    Mxfp4Tables t{};
+    for (int b = 0; b < 256; ++b) {
+      t.pair[b][0] = value(b & 0x0F);
+      t.pair[b][1] = value(b >> 4);
+      t.scale[b] = std::ldexp(1.0f, b - 127);
+    }
+    return t;
+  }();
+  return tables;
+}
+
 // Indices of the k largest values of v[n] in descending order (ties: the lower index first, as
 // torch.topk returns them on CPU for distinct values).
 void top_k(const float* v, int64_t n, int64_t k, int32_t* ids) {
@@ -77,6 +99,19 @@ void top_k(const float* v, int64_t n, int64_t k, int32_t* ids) {
 }
 
 }  // namespace
+
+void decode_mxfp4_row(const uint8_t* blocks, const uint8_t* scales, int64_t num_cols, float* out) {
+  const Mxfp4Tables& t = mxfp4_tables();
+  for (int64_t b = 0; b < num_cols / 32; ++b) {
+    const float scale = t.scale[scales[b]];
+    const uint8_t* block = blocks + b * 16;
+    float* dst = out + b * 32;
+    for (int j = 0; j < 16; ++j) {
+      dst[2 * j] = t.pair[block[j]][0] * scale;  // exact: E2M1 times a power of two
+      dst[2 * j + 1] = t.pair[block[j]][1] * scale;
+    }
+  }
+}
 
 uint64_t ExpertMatrix::num_bytes() const {
   if (is_mxfp4()) return static_cast<uint64_t>(mxfp4_layout.data_bytes() + mxfp4_layout.num_scales());
@@ -220,7 +255,6 @@ void MoeBlock::expert_matmul(const ExpertMatrix& w, const kernels::KernelTable& 
     return;
   }
   // Decode each weight row once into this thread's buffer, then use it for all m tokens.
-  const formats::BlockFormat& f = mxfp4_format();
   const int64_t num_rows = w.num_rows;
   const int64_t num_cols = w.num_cols;
   const int64_t row_bytes = w.mxfp4_layout.row_bytes;
@@ -231,8 +265,7 @@ void MoeBlock::expert_matmul(const ExpertMatrix& w, const kernels::KernelTable& 
     float* row = row_buffer_.data() + thread_idx * row_buffer_stride_;
     const int64_t end = std::min(num_rows, (task_idx + 1) * kRowsPerTask);
     for (int64_t n = task_idx * kRowsPerTask; n < end; ++n) {
-      formats::dequantize_row(f, w.mxfp4_layout, w.mxfp4_blocks + n * row_bytes,
-                              w.mxfp4_scales + n * scale_cols, 1.0f, row);
+      decode_mxfp4_row(w.mxfp4_blocks + n * row_bytes, w.mxfp4_scales + n * scale_cols, num_cols, row);
       for (int64_t t = 0; t < m; ++t) y[t * num_rows + n] = kernels.dot(x + t * num_cols, row, num_cols);
     }
   };

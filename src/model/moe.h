@@ -57,6 +57,12 @@ enum class MoeKind {
   kQwen3Moe,  // softmax over all experts -> top-k (-> renormalise if norm_topk_prob); SiLU(gate)*up
 };
 
+// Decodes one gpt-oss MXFP4 row of num_cols values (a multiple of 32): blocks [num_cols / 2] bytes,
+// element 2j in the low nibble of byte j; scales [num_cols / 32] E8M0. Bit-identical to formats'
+// dequantize_row for the "mxfp4" row, table-driven for speed. (Belongs in the kernel table's MXFP4
+// row once that exists.)
+void decode_mxfp4_row(const uint8_t* blocks, const uint8_t* scales, int64_t num_cols, float* out);
+
 // Is layer `layer_idx` a mixture-of-experts layer (Qwen3MoeDecoderLayer's rule; every gpt-oss layer)?
 bool is_sparse_layer(const ModelConfig& config, int64_t layer_idx);
 
