@@ -113,6 +113,33 @@ void decode_mxfp4_row(const uint8_t* blocks, const uint8_t* scales, int64_t num_
   }
 }
 
+namespace {
+
+// sum_k x[k] * W[k] for one MXFP4 row without materialising it (decode tokens): each block's sum
+// runs over the raw E2M1 values and is scaled once; scaling by a power of two is exact, so this
+// differs from decode-then-dot only in summation order.
+float dot_mxfp4_row(const float* x, const uint8_t* blocks, const uint8_t* scales, int64_t num_cols) {
+  const Mxfp4Tables& t = mxfp4_tables();
+  float total = 0.0f;
+  for (int64_t b = 0; b < num_cols / 32; ++b) {
+    const uint8_t* block = blocks + b * 16;
+    const float* xb = x + b * 32;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int j = 0; j < 16; j += 2) {
+      const float* p = t.pair[block[j]];
+      const float* q = t.pair[block[j + 1]];
+      s0 += xb[2 * j] * p[0];
+      s1 += xb[2 * j + 1] * p[1];
+      s2 += xb[2 * j + 2] * q[0];
+      s3 += xb[2 * j + 3] * q[1];
+    }
+    total += ((s0 + s1) + (s2 + s3)) * t.scale[scales[b]];
+  }
+  return total;
+}
+
+}  // namespace
+
 uint64_t ExpertMatrix::num_bytes() const {
   if (is_mxfp4()) return static_cast<uint64_t>(mxfp4_layout.data_bytes() + mxfp4_layout.num_scales());
   return static_cast<uint64_t>(plain.row_bytes * plain.num_rows);
@@ -260,11 +287,20 @@ void MoeBlock::expert_matmul(const ExpertMatrix& w, const kernels::KernelTable& 
   const int64_t row_bytes = w.mxfp4_layout.row_bytes;
   const int64_t scale_cols = w.mxfp4_layout.scale_cols;
   constexpr int64_t kRowsPerTask = 16;
+  // Up to this many tokens the row is decoded inside the dot product; more amortise a decoded row.
+  constexpr int64_t kFusedMaxTokens = 2;
   const int64_t num_tasks = (num_rows + kRowsPerTask - 1) / kRowsPerTask;
   auto task = [&](int64_t task_idx, int thread_idx) {
     float* row = row_buffer_.data() + thread_idx * row_buffer_stride_;
     const int64_t end = std::min(num_rows, (task_idx + 1) * kRowsPerTask);
     for (int64_t n = task_idx * kRowsPerTask; n < end; ++n) {
+      if (m <= kFusedMaxTokens) {
+        for (int64_t t = 0; t < m; ++t) {
+          y[t * num_rows + n] = dot_mxfp4_row(x + t * num_cols, w.mxfp4_blocks + n * row_bytes,
+                                              w.mxfp4_scales + n * scale_cols, num_cols);
+        }
+        continue;
+      }
       decode_mxfp4_row(w.mxfp4_blocks + n * row_bytes, w.mxfp4_scales + n * scale_cols, num_cols, row);
       for (int64_t t = 0; t < m; ++t) y[t * num_rows + n] = kernels.dot(x + t * num_cols, row, num_cols);
     }
