@@ -17,6 +17,7 @@
 #include "bench/serve_report.h"
 #include "bench/serve_runner.h"
 #include "cli/commands.h"
+#include "tokenizer/tokenizer.h"
 
 namespace nibble::cli {
 
@@ -25,13 +26,40 @@ namespace {
 using base::Result;
 using base::Status;
 
-// The local tokenizer behind --tokenizer DIR. This is the one place the tokenizer layer plugs in:
-// open DIR with it and return bench::make_function_tokenizer({encode, decode, vocab_size,
-// special_ids, name}). Until then the flag reports that this build has no local tokenizer.
+// The local tokenizer behind --tokenizer DIR (the model folder or a tokenizer folder), adapted to
+// the benchmark's PromptTokenizer. Random prompts draw ids from the base vocabulary (as vLLM's
+// `tokenizer.vocab_size`, which leaves out added tokens) minus the special tokens.
 Result<std::unique_ptr<bench::PromptTokenizer>> load_local_tokenizer(const std::string& dir) {
-  return base::unsupported("--tokenizer " + dir +
-                           ": this build cannot load local tokenizers yet; omit --tokenizer to use the "
-                           "server's /tokenize and /detokenize endpoints");
+  auto tok_or = tokenizer::Tokenizer::from_dir(dir);
+  if (!tok_or.ok()) return tok_or.status().with_context("--tokenizer");
+  std::shared_ptr<tokenizer::Tokenizer> tok = std::move(*tok_or);
+  bench::TokenizerFunctions fns;
+  std::vector<bool> is_added(tok->vocab_size(), false);
+  for (const auto& added : tok->added_tokens()) {
+    if (added.id < is_added.size()) is_added[added.id] = true;
+    if (added.special) fns.special_ids.push_back(static_cast<int32_t>(added.id));
+  }
+  int64_t base_vocab = 0;
+  for (size_t id = 0; id < is_added.size(); ++id) {
+    if (!is_added[id] && tok->id_to_token(static_cast<uint32_t>(id)).has_value()) base_vocab = id + 1;
+  }
+  fns.vocab_size = base_vocab;
+  fns.name = dir;
+  fns.encode = [tok](const std::string& text, bool add_special) -> Result<std::vector<int32_t>> {
+    auto ids = tok->encode(text, add_special);
+    if (!ids.ok()) return ids.status();
+    return std::vector<int32_t>(ids->begin(), ids->end());
+  };
+  fns.decode = [tok](const std::vector<int32_t>& ids) -> Result<std::string> {
+    std::vector<uint32_t> u;
+    u.reserve(ids.size());
+    for (int32_t id : ids) {
+      if (id < 0) return base::invalid_argument("negative token id " + std::to_string(id));
+      u.push_back(static_cast<uint32_t>(id));
+    }
+    return tok->decode(u, /*skip_special_tokens=*/false);
+  };
+  return bench::make_function_tokenizer(std::move(fns));
 }
 
 struct ServeFlags {
