@@ -146,14 +146,120 @@ base::Status parse_rope(const Json& config, const std::string& path, ModelConfig
       rs.low_freq_factor = *low;
       rs.high_freq_factor = *high;
       rs.original_max_position_embeddings = *orig;
+    } else if (type == "yarn") {
+      const std::string sub = path + ": " + field;
+      RopeScaling& rs = out->rope_scaling;
+      rs.type = RopeScalingType::kYarn;
+      NIBBLE_ASSIGN_OR_RETURN(auto factor, opt_number(*rope, "factor", sub));
+      NIBBLE_ASSIGN_OR_RETURN(auto orig, opt_int(*rope, "original_max_position_embeddings", sub));
+      NIBBLE_ASSIGN_OR_RETURN(auto beta_fast, opt_number(*rope, "beta_fast", sub));
+      NIBBLE_ASSIGN_OR_RETURN(auto beta_slow, opt_number(*rope, "beta_slow", sub));
+      NIBBLE_ASSIGN_OR_RETURN(auto attention_factor, opt_number(*rope, "attention_factor", sub));
+      NIBBLE_ASSIGN_OR_RETURN(auto truncate, opt_bool(*rope, "truncate", sub));
+      if (!factor) return field_error(path, field + ".factor", "is missing (required by rope_type yarn)");
+      if (!orig) {
+        return field_error(path, field + ".original_max_position_embeddings",
+                           "is missing (required by rope_type yarn)");
+      }
+      // transformers: `beta_fast or 32`, `beta_slow or 1` (a 0 falls back to the default too).
+      if (beta_fast && *beta_fast != 0) rs.beta_fast = *beta_fast;
+      if (beta_slow && *beta_slow != 0) rs.beta_slow = *beta_slow;
+      if (!(*factor >= 1) || *orig <= 0 || !(rs.beta_fast > 0) || !(rs.beta_slow > 0) ||
+          (attention_factor && !(*attention_factor > 0))) {
+        return field_error(path, field,
+                           "has invalid yarn values (need factor >= 1, original_max_position_embeddings > 0, "
+                           "beta_fast, beta_slow, attention_factor > 0)");
+      }
+      rs.factor = *factor;
+      rs.original_max_position_embeddings = *orig;
+      rs.truncate = truncate.value_or(true);
+      rs.attention_factor = attention_factor.value_or(0.0);
     } else if (type != "default") {
       return base::unsupported(path + ": " + field + " type '" + type +
-                               "' is not supported (supported: llama3)");
+                               "' is not supported (supported: llama3, yarn)");
     }
   }
   if (theta) {
     if (!(*theta > 0)) return field_error(path, "rope_theta", "must be positive");
     out->rope_theta = *theta;
+  }
+  return base::ok_status();
+}
+
+// Sliding-window layers and mixture-of-experts fields (GptOssConfig, Qwen3MoeConfig).
+base::Status parse_moe(const Json& j, const std::string& path, ModelConfig* c) {
+  const bool gpt_oss = c->architecture == "GptOssForCausalLM";
+  const bool qwen3_moe = c->architecture == "Qwen3MoeForCausalLM";
+  const auto num_layers = static_cast<size_t>(c->num_hidden_layers);
+  NIBBLE_ASSIGN_OR_RETURN(auto window, opt_int(j, "sliding_window", path));
+  NIBBLE_ASSIGN_OR_RETURN(auto use_window, opt_bool(j, "use_sliding_window", path));
+  // Qwen3 / Qwen3-MoE ignore sliding_window unless use_sliding_window (nibble rejects that case).
+  if (use_window.value_or(false)) {
+    return base::unsupported(path + ": field 'use_sliding_window' = true is not supported");
+  }
+  c->layer_types.assign(num_layers, LayerType::kFullAttention);
+  if (gpt_oss) {
+    if (!window || *window <= 0) return field_error(path, "sliding_window", "must be a positive integer");
+    c->sliding_window = *window;
+    auto it = j.find("layer_types");
+    if (it == j.end() || it->is_null()) {
+      // GptOssConfig default: even layers slide, odd layers attend fully.
+      for (size_t i = 0; i < num_layers; ++i)
+        c->layer_types[i] = i % 2 == 0 ? LayerType::kSlidingAttention : LayerType::kFullAttention;
+    } else {
+      if (!it->is_array() || it->size() != num_layers) {
+        return field_error(
+            path, "layer_types",
+            "must be a list of num_hidden_layers (" + std::to_string(num_layers) + ") strings");
+      }
+      for (size_t i = 0; i < num_layers; ++i) {
+        const Json& v = (*it)[i];
+        if (v == "sliding_attention") {
+          c->layer_types[i] = LayerType::kSlidingAttention;
+        } else if (v != "full_attention") {
+          return field_error(path, "layer_types",
+                             "entries must be \"sliding_attention\" or \"full_attention\", got " + v.dump());
+        }
+      }
+    }
+  }
+  if (!gpt_oss && !qwen3_moe) return base::ok_status();
+  MoeConfig& m = c->moe;
+  NIBBLE_ASSIGN_OR_RETURN(m.num_experts,
+                          req_positive_int(j, gpt_oss ? "num_local_experts" : "num_experts", path));
+  NIBBLE_ASSIGN_OR_RETURN(m.num_experts_per_tok, req_positive_int(j, "num_experts_per_tok", path));
+  if (m.num_experts_per_tok > m.num_experts) {
+    return field_error(path, "num_experts_per_tok",
+                       "must not exceed the number of experts (" + std::to_string(m.num_experts) + ")");
+  }
+  if (m.num_experts > 65536) return field_error(path, "num_experts", "must be at most 65536");
+  if (gpt_oss) {
+    m.expert_intermediate_size = c->intermediate_size;
+    NIBBLE_ASSIGN_OR_RETURN(auto limit, opt_number(j, "swiglu_limit", path));
+    NIBBLE_ASSIGN_OR_RETURN(auto alpha, opt_number(j, "swiglu_alpha", path));
+    if (limit) m.swiglu_limit = *limit;
+    if (alpha) m.swiglu_alpha = *alpha;
+    if (!(m.swiglu_limit > 0)) return field_error(path, "swiglu_limit", "must be positive");
+    if (!std::isfinite(m.swiglu_alpha)) return field_error(path, "swiglu_alpha", "must be finite");
+    if (c->hidden_size % 32 != 0 || c->intermediate_size % 32 != 0) {
+      return field_error(path, "hidden_size",
+                         "and intermediate_size must be multiples of 32 (the MXFP4 block) for gpt-oss");
+    }
+    return base::ok_status();
+  }
+  NIBBLE_ASSIGN_OR_RETURN(m.expert_intermediate_size, req_positive_int(j, "moe_intermediate_size", path));
+  NIBBLE_ASSIGN_OR_RETURN(auto norm_topk, opt_bool(j, "norm_topk_prob", path));
+  m.norm_topk_prob = norm_topk.value_or(false);
+  NIBBLE_ASSIGN_OR_RETURN(auto step, opt_int(j, "decoder_sparse_step", path));
+  m.decoder_sparse_step = step.value_or(1);
+  if (m.decoder_sparse_step <= 0) return field_error(path, "decoder_sparse_step", "must be positive");
+  if (auto it = j.find("mlp_only_layers"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return field_error(path, "mlp_only_layers", "must be a list of layer indices");
+    for (const Json& v : *it) {
+      if (!v.is_number_integer())
+        return field_error(path, "mlp_only_layers", "must be a list of layer indices");
+      m.mlp_only_layers.push_back(v.get<int64_t>());
+    }
   }
   return base::ok_status();
 }
@@ -207,11 +313,15 @@ base::Result<ModelConfig> parse_model_config(std::string_view json_text, const s
   NIBBLE_ASSIGN_OR_RETURN(c.max_position_embeddings, req_positive_int(j, "max_position_embeddings", path));
   NIBBLE_ASSIGN_OR_RETURN(auto tie, opt_bool(j, "tie_word_embeddings", path));
   c.tie_word_embeddings = tie.value_or(false);
-  for (const char* field : {"attention_bias", "mlp_bias"}) {
-    NIBBLE_ASSIGN_OR_RETURN(auto bias, opt_bool(j, field, path));
-    if (bias.value_or(false))
-      return base::unsupported(path + ": field '" + field + "' = true is not supported");
+  const bool gpt_oss = c.architecture == "GptOssForCausalLM";
+  NIBBLE_ASSIGN_OR_RETURN(auto attention_bias, opt_bool(j, "attention_bias", path));
+  c.attention_bias = attention_bias.value_or(false);
+  if (c.attention_bias && !gpt_oss) {
+    return base::unsupported(path + ": field 'attention_bias' = true is not supported for " + c.architecture);
   }
+  NIBBLE_ASSIGN_OR_RETURN(auto mlp_bias, opt_bool(j, "mlp_bias", path));
+  if (mlp_bias.value_or(false)) return base::unsupported(path + ": field 'mlp_bias' = true is not supported");
+  NIBBLE_TRY(parse_moe(j, path, &c));
   if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>() != "silu") {
       return base::unsupported(path + ": field 'hidden_act' must be \"silu\", got " + it->dump());

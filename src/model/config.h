@@ -12,15 +12,33 @@
 
 namespace nibble::model {
 
-enum class RopeScalingType { kNone, kLlama3 };
+enum class RopeScalingType { kNone, kLlama3, kYarn };
 
-// rope_scaling / rope_parameters. Only "llama3" is supported besides none/"default".
+// rope_scaling / rope_parameters: none/"default", "llama3" (formats.md §7.2) or "yarn" (§7.3).
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
   double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 1.0;
+  double low_freq_factor = 1.0;   // llama3
+  double high_freq_factor = 1.0;  // llama3
   int64_t original_max_position_embeddings = 0;
+  double beta_fast = 32.0;        // yarn
+  double beta_slow = 1.0;         // yarn
+  bool truncate = true;           // yarn: floor/ceil the correction range
+  double attention_factor = 0.0;  // yarn: cos/sin multiplier; 0 = 0.1 ln(factor) + 1
+};
+
+enum class LayerType { kFullAttention, kSlidingAttention };
+
+// Mixture-of-experts fields (GptOssConfig, Qwen3MoeConfig); num_experts == 0 for dense models.
+struct MoeConfig {
+  int64_t num_experts = 0;               // num_local_experts (gpt-oss) / num_experts (Qwen3-MoE)
+  int64_t num_experts_per_tok = 0;       // top-k
+  int64_t expert_intermediate_size = 0;  // moe_intermediate_size (Qwen3-MoE) / intermediate_size (gpt-oss)
+  bool norm_topk_prob = false;           // Qwen3-MoE: renormalise the top-k probabilities
+  int64_t decoder_sparse_step = 1;       // Qwen3-MoE: layer i is sparse iff (i + 1) % step == 0 ...
+  std::vector<int64_t> mlp_only_layers;  // ... and i is not listed here
+  double swiglu_limit = 7.0;             // gpt-oss clamped SwiGLU
+  double swiglu_alpha = 1.702;
 };
 
 struct ModelConfig {
@@ -37,6 +55,10 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
+  bool attention_bias = false;         // q/k/v/o biases (gpt-oss)
+  int64_t sliding_window = 0;          // keys per sliding-window query, itself included; 0 = none
+  std::vector<LayerType> layer_types;  // [num_hidden_layers]; all full attention unless configured
+  MoeConfig moe;
   std::string torch_dtype;  // "bfloat16", ... ("" when absent); informational
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;  // `eos_token_id`: an int or a list

@@ -116,8 +116,8 @@ TEST(ConfigTest, ErrorsNameTheFieldAndFile) {
   j["num_key_value_heads"] = 7;
   expect_error(j, {"'num_key_value_heads'"});
   j = llama_config();
-  j["rope_scaling"]["rope_type"] = "yarn";
-  expect_error(j, {"'yarn'", "llama3"});
+  j["rope_scaling"]["rope_type"] = "longrope";
+  expect_error(j, {"'longrope'", "llama3", "yarn"});
   j = llama_config();
   j["rope_scaling"].erase("low_freq_factor");
   expect_error(j, {"low_freq_factor"});
@@ -132,6 +132,81 @@ TEST(ConfigTest, ErrorsNameTheFieldAndFile) {
   expect_error(j, {"'attention_bias'"});
   EXPECT_FALSE(parse_model_config("{not json", "m/config.json").ok());
   EXPECT_FALSE(parse_model_config("[1]", "m/config.json").ok());
+}
+
+nlohmann::json gpt_oss_config() {
+  // gpt-oss-120b's HF config.json values (formats.md §3.3, §7.3); layer_types left to the default.
+  return {{"architectures", {"GptOssForCausalLM"}},
+          {"hidden_size", 2880},
+          {"intermediate_size", 2880},
+          {"num_hidden_layers", 36},
+          {"num_attention_heads", 64},
+          {"num_key_value_heads", 8},
+          {"head_dim", 64},
+          {"num_local_experts", 128},
+          {"num_experts_per_tok", 4},
+          {"sliding_window", 128},
+          {"swiglu_limit", 7.0},
+          {"attention_bias", true},
+          {"max_position_embeddings", 131072},
+          {"rope_theta", 150000},
+          {"rope_scaling",
+           {{"rope_type", "yarn"},
+            {"factor", 32.0},
+            {"beta_fast", 32.0},
+            {"beta_slow", 1.0},
+            {"original_max_position_embeddings", 4096},
+            {"truncate", false}}},
+          {"rms_norm_eps", 1e-5},
+          {"vocab_size", 201088},
+          {"quantization_config", {{"quant_method", "mxfp4"}}}};
+}
+
+TEST(ConfigTest, GptOss) {
+  auto c = parse(gpt_oss_config());
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->attention_bias);
+  EXPECT_EQ(c->moe.num_experts, 128);
+  EXPECT_EQ(c->moe.num_experts_per_tok, 4);
+  EXPECT_EQ(c->moe.expert_intermediate_size, 2880);
+  EXPECT_DOUBLE_EQ(c->moe.swiglu_limit, 7.0);
+  EXPECT_DOUBLE_EQ(c->moe.swiglu_alpha, 1.702);
+  EXPECT_EQ(c->sliding_window, 128);
+  ASSERT_EQ(c->layer_types.size(), 36u);
+  EXPECT_EQ(c->layer_types[0], LayerType::kSlidingAttention);
+  EXPECT_EQ(c->layer_types[1], LayerType::kFullAttention);
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kYarn);
+  EXPECT_FALSE(c->rope_scaling.truncate);
+  EXPECT_EQ(c->rope_scaling.original_max_position_embeddings, 4096);
+  auto j = gpt_oss_config();
+  j["layer_types"] = {"full_attention"};
+  expect_error(j, {"'layer_types'", "36"});
+  j = gpt_oss_config();
+  j["num_experts_per_tok"] = 200;
+  expect_error(j, {"'num_experts_per_tok'"});
+  j = gpt_oss_config();
+  j["rope_scaling"].erase("original_max_position_embeddings");
+  expect_error(j, {"original_max_position_embeddings", "yarn"});
+}
+
+TEST(ConfigTest, Qwen3MoeSparseLayers) {
+  auto j = qwen3_config();
+  j["architectures"] = {"Qwen3MoeForCausalLM"};
+  j["num_experts"] = 128;
+  j["num_experts_per_tok"] = 8;
+  j["moe_intermediate_size"] = 768;
+  j["norm_topk_prob"] = true;
+  j["decoder_sparse_step"] = 2;
+  j["mlp_only_layers"] = {3};
+  auto c = parse(j);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->moe.num_experts, 128);
+  EXPECT_EQ(c->moe.expert_intermediate_size, 768);
+  EXPECT_TRUE(c->moe.norm_topk_prob);
+  EXPECT_EQ(c->moe.decoder_sparse_step, 2);
+  EXPECT_EQ(c->moe.mlp_only_layers, (std::vector<int64_t>{3}));
+  j.erase("moe_intermediate_size");
+  expect_error(j, {"'moe_intermediate_size'"});
 }
 
 TEST(ConfigTest, GenerationConfig) {

@@ -35,7 +35,46 @@ std::vector<float> rope_inv_freq(const ModelConfig& config) {
       }
     }
   }
+  if (rs.type == RopeScalingType::kYarn) {
+    // transformers _compute_yarn_parameters: blend interpolated (/factor) and extrapolated
+    // frequencies with a linear ramp over the dimension range [low, high] (computed in double).
+    const double dim = static_cast<double>(config.head_dim);
+    const double base = config.rope_theta;
+    const double orig = static_cast<double>(rs.original_max_position_embeddings);
+    auto correction_dim = [&](double num_rotations) {
+      return dim * std::log(orig / (num_rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(base));
+    };
+    double low = correction_dim(rs.beta_fast);
+    double high = correction_dim(rs.beta_slow);
+    if (rs.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, dim - 1.0);
+    if (low == high) high += 0.001;  // transformers: prevent a division by zero
+    const auto factor = static_cast<float>(rs.factor);
+    for (int64_t i = 0; i < half; ++i) {
+      const float pos_freq =
+          std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(config.head_dim));
+      const float extrapolation = 1.0f / pos_freq;
+      const float interpolation = 1.0f / (factor * pos_freq);
+      const float ramp = std::clamp(
+          (static_cast<float>(i) - static_cast<float>(low)) / static_cast<float>(high - low), 0.0f, 1.0f);
+      const float extrapolation_factor = 1.0f - ramp;
+      inv_freq[static_cast<size_t>(i)] =
+          interpolation * (1.0f - extrapolation_factor) + extrapolation * extrapolation_factor;
+    }
+  }
   return inv_freq;
+}
+
+float rope_attention_scaling(const ModelConfig& config) {
+  const RopeScaling& rs = config.rope_scaling;
+  if (rs.type != RopeScalingType::kYarn) return 1.0f;
+  if (rs.attention_factor > 0) return static_cast<float>(rs.attention_factor);
+  if (rs.factor <= 1) return 1.0f;
+  return static_cast<float>(0.1 * std::log(rs.factor) + 1.0);
 }
 
 DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options,
@@ -47,14 +86,15 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
       weights_(std::move(weights)) {
   const int64_t half = config.head_dim / 2;
   const std::vector<float> inv_freq = rope_inv_freq(config);
+  const float attention_scaling = rope_attention_scaling(config);
   rope_cos_.resize(static_cast<size_t>(options.max_seq_len * half));
   rope_sin_.resize(rope_cos_.size());
   for (int64_t pos = 0; pos < options.max_seq_len; ++pos) {
     for (int64_t i = 0; i < half; ++i) {
       // fp32 angle, like transformers' inv_freq @ position_ids in fp32.
       const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
-      rope_cos_[static_cast<size_t>(pos * half + i)] = std::cos(angle);
-      rope_sin_[static_cast<size_t>(pos * half + i)] = std::sin(angle);
+      rope_cos_[static_cast<size_t>(pos * half + i)] = std::cos(angle) * attention_scaling;
+      rope_sin_[static_cast<size_t>(pos * half + i)] = std::sin(angle) * attention_scaling;
     }
   }
   const auto b = static_cast<size_t>(options.max_batch_tokens);
@@ -74,7 +114,7 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
   ws_.logits.resize(r * static_cast<size_t>(config.vocab_size));
   ws_.key_rows.resize(static_cast<size_t>(options.max_seq_len));
   ws_.value_rows.resize(static_cast<size_t>(options.max_seq_len));
-  ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len));
+  ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len + 1));
   ws_.positions.resize(b);
   ws_.token_seq.resize(b);
 }
@@ -139,6 +179,15 @@ void DecoderStack::project_qkv(const DecoderLayerWeights& layer, int64_t num_tok
   kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.q_proj, ws_.q.data());
   kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.k_proj, ws_.k.data());
   kernels::matmul(kernels_, *pool_, ws_.h.data(), num_tokens, layer.v_proj, ws_.v.data());
+  if (!layer.q_bias.empty()) {
+    const int64_t q_dim = layer.q_proj.num_rows;
+    const int64_t kv_dim = layer.k_proj.num_rows;
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      kernels_.axpy(1.0f, layer.q_bias.data(), q_dim, ws_.q.data() + t * q_dim);
+      kernels_.axpy(1.0f, layer.k_bias.data(), kv_dim, ws_.k.data() + t * kv_dim);
+      kernels_.axpy(1.0f, layer.v_bias.data(), kv_dim, ws_.v.data() + t * kv_dim);
+    }
+  }
 }
 
 void DecoderStack::norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens) {
@@ -162,7 +211,8 @@ void DecoderStack::rope_qk(int64_t num_tokens) {
   }
 }
 
-void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs) {
+void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs,
+                          const std::vector<float>& sinks) {
   const int64_t head_dim = config_.head_dim;
   const int64_t num_heads = config_.num_attention_heads;
   const int64_t kv_dim = config_.num_key_value_heads * head_dim;
@@ -176,6 +226,42 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const
     std::copy_n(ws_.v.data() + t * kv_dim, kv_dim, cache.value(layer_idx, pos));
   }
   const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  // Sliding-window layers: key j is visible to query position p iff p - window < j <= p.
+  const bool sliding = !config_.layer_types.empty() &&
+                       config_.layer_types[static_cast<size_t>(layer_idx)] == LayerType::kSlidingAttention &&
+                       config_.sliding_window > 0;
+  if (sliding || !sinks.empty()) {
+    // gpt-oss layers: one task per (token, head) with an explicit score row (window + sink column).
+    const int64_t max_seq_len = options_.max_seq_len;
+    auto task = [&](int64_t task_idx, int thread_idx) {
+      const int64_t t = task_idx / num_heads;
+      const int64_t head = task_idx % num_heads;
+      const int64_t kv_offset = (head / group) * head_dim;
+      KvCache& cache = *seqs[static_cast<size_t>(ws_.token_seq[static_cast<size_t>(t)])].cache;
+      const int64_t pos = ws_.positions[static_cast<size_t>(t)];
+      const int64_t first_key = sliding ? std::max<int64_t>(0, pos - config_.sliding_window + 1) : 0;
+      const int64_t num_keys = pos + 1 - first_key;  // causal: positions first_key..pos
+      // One slot past the keys holds the sink logit when the layer has sinks.
+      float* scores = ws_.scores.data() + thread_idx * (max_seq_len + 1);
+      const float* q = ws_.q.data() + t * q_dim + head * head_dim;
+      for (int64_t j = 0; j < num_keys; ++j) {
+        scores[j] = kernels_.dot(q, cache.key(layer_idx, first_key + j) + kv_offset, head_dim) * scale;
+      }
+      if (sinks.empty()) {
+        kernels_.softmax(scores, num_keys);
+      } else {
+        // gpt-oss: softmax over [scores, sink], then the sink's column is dropped.
+        scores[num_keys] = sinks[static_cast<size_t>(head)];
+        kernels_.softmax(scores, num_keys + 1);
+      }
+      float* out = ws_.attn.data() + t * q_dim + head * head_dim;
+      std::fill_n(out, head_dim, 0.0f);
+      for (int64_t j = 0; j < num_keys; ++j)
+        kernels_.axpy(scores[j], cache.value(layer_idx, first_key + j) + kv_offset, head_dim, out);
+    };
+    pool_->run(num_tokens * num_heads, base::TaskFn(task));
+    return;
+  }
   const int64_t num_kv_heads = config_.num_key_value_heads;
   const int64_t tile_tokens = std::max<int64_t>(1, kAttentionTileQueries / group);
   int64_t seq_t0 = 0;
@@ -216,6 +302,10 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const
 
 void DecoderStack::output_residual(const DecoderLayerWeights& layer, int64_t num_tokens) {
   kernels::matmul(kernels_, *pool_, ws_.attn.data(), num_tokens, layer.o_proj, ws_.h.data());
+  if (!layer.o_bias.empty()) {
+    for (int64_t t = 0; t < num_tokens; ++t)
+      kernels_.axpy(1.0f, layer.o_bias.data(), config_.hidden_size, ws_.h.data() + t * config_.hidden_size);
+  }
   kernels_.axpy(1.0f, ws_.h.data(), num_tokens * config_.hidden_size, ws_.x.data());
 }
 
@@ -240,6 +330,14 @@ std::span<const float> DecoderStack::final_logits(std::span<const int64_t> logit
 
 base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
                                                   bool qk_norm) {
+  DecoderLoadOptions options;
+  options.qk_norm = qk_norm;
+  return load_decoder_weights(config, loader, options);
+}
+
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
+                                                  const DecoderLoadOptions& options) {
+  const bool qk_norm = options.qk_norm;
   const int64_t hidden = config.hidden_size;
   const int64_t q_dim = config.num_attention_heads * config.head_dim;
   const int64_t kv_dim = config.num_key_value_heads * config.head_dim;
@@ -256,15 +354,26 @@ base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, Wei
     NIBBLE_ASSIGN_OR_RETURN(l.k_proj, loader.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden));
     NIBBLE_ASSIGN_OR_RETURN(l.v_proj, loader.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden));
     NIBBLE_ASSIGN_OR_RETURN(l.o_proj, loader.matrix(p + "self_attn.o_proj.weight", hidden, q_dim));
+    if (config.attention_bias) {
+      NIBBLE_ASSIGN_OR_RETURN(l.q_bias, loader.vector(p + "self_attn.q_proj.bias", q_dim));
+      NIBBLE_ASSIGN_OR_RETURN(l.k_bias, loader.vector(p + "self_attn.k_proj.bias", kv_dim));
+      NIBBLE_ASSIGN_OR_RETURN(l.v_bias, loader.vector(p + "self_attn.v_proj.bias", kv_dim));
+      NIBBLE_ASSIGN_OR_RETURN(l.o_bias, loader.vector(p + "self_attn.o_proj.bias", hidden));
+    }
+    if (options.sinks) {
+      NIBBLE_ASSIGN_OR_RETURN(l.sinks, loader.vector(p + "self_attn.sinks", config.num_attention_heads));
+    }
     if (qk_norm) {
       NIBBLE_ASSIGN_OR_RETURN(l.q_norm, loader.vector(p + "self_attn.q_norm.weight", config.head_dim));
       NIBBLE_ASSIGN_OR_RETURN(l.k_norm, loader.vector(p + "self_attn.k_norm.weight", config.head_dim));
     }
     NIBBLE_ASSIGN_OR_RETURN(l.post_attention_layernorm,
                             loader.vector(p + "post_attention_layernorm.weight", hidden));
-    NIBBLE_ASSIGN_OR_RETURN(l.gate_proj, loader.matrix(p + "mlp.gate_proj.weight", inter, hidden));
-    NIBBLE_ASSIGN_OR_RETURN(l.up_proj, loader.matrix(p + "mlp.up_proj.weight", inter, hidden));
-    NIBBLE_ASSIGN_OR_RETURN(l.down_proj, loader.matrix(p + "mlp.down_proj.weight", hidden, inter));
+    if (!options.is_sparse || !options.is_sparse(config, i)) {
+      NIBBLE_ASSIGN_OR_RETURN(l.gate_proj, loader.matrix(p + "mlp.gate_proj.weight", inter, hidden));
+      NIBBLE_ASSIGN_OR_RETURN(l.up_proj, loader.matrix(p + "mlp.up_proj.weight", inter, hidden));
+      NIBBLE_ASSIGN_OR_RETURN(l.down_proj, loader.matrix(p + "mlp.down_proj.weight", hidden, inter));
+    }
   }
   NIBBLE_ASSIGN_OR_RETURN(w.norm, loader.vector("model.norm.weight", hidden));
   if (config.tie_word_embeddings) {

@@ -20,8 +20,10 @@
 namespace nibble::model {
 
 // The RoPE inverse frequencies, [head_dim / 2], computed in fp32 as transformers does: default
-// theta^(-2i/d), then the llama3 rescaling when configured (formats.md §7.2).
+// theta^(-2i/d), then the llama3 rescaling (formats.md §7.2) or YaRN's NTK-by-parts blend (§7.3).
 std::vector<float> rope_inv_freq(const ModelConfig& config);
+// The multiplier transformers applies to cos and sin (YaRN's attention factor; 1 otherwise).
+float rope_attention_scaling(const ModelConfig& config);
 
 // Per-step activations of up to max_batch_tokens tokens (B). Shapes use the names of DecoderLayerWeights.
 struct Workspace {
@@ -62,7 +64,7 @@ class DecoderStack {
   void embed(std::span<const int32_t> tokens);
   // h = RMSNorm(x) with `weight` [H]
   void norm_input(int64_t num_tokens, const std::vector<float>& weight);
-  // q, k, v = h · {q,k,v}_projᵀ
+  // q, k, v = h · {q,k,v}_projᵀ (+ biases when the layer has them)
   void project_qkv(const DecoderLayerWeights& layer, int64_t num_tokens);
   // Per-head RMSNorm of q and k over head_dim (Qwen3Attention.q_norm / k_norm).
   void norm_heads_qk(const DecoderLayerWeights& layer, int64_t num_tokens);
@@ -70,9 +72,18 @@ class DecoderStack {
   void rope_qk(int64_t num_tokens);
   // Appends each sequence's k, v to its cache, then attn = softmax(q·Kᵀ / sqrt(hd) + causal mask)
   // · V per token and head over that token's sequence (GQA: query head i reads kv head i / (nh / nkv)).
-  void attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs);
-  // x += attn · o_projᵀ
+  // Sliding-window layers (config.layer_types) see only the last sliding_window keys; a layer with
+  // `sinks` adds one learned logit per head to the softmax's denominator (gpt-oss), which takes
+  // probability mass and adds no value.
+  void attend(int64_t layer_idx, int64_t num_tokens, std::span<const SeqSlice> seqs,
+              const std::vector<float>& sinks = {});
+  // x += attn · o_projᵀ (+ o_bias)
   void output_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
+  // Mutable state for blocks built outside this class (the MoE block in moe.h).
+  Workspace& workspace() { return ws_; }
+  base::ThreadPool& pool() { return *pool_; }
+  const kernels::KernelTable& kernels() const { return kernels_; }
+
   // x += down_proj(silu(gate_proj(h)) * up_proj(h)) where h = RMSNorm(x) was computed by norm_input.
   void mlp_residual(const DecoderLayerWeights& layer, int64_t num_tokens);
   // logits[r] = lm_head(RMSNorm(x[logit_rows[r]])).
@@ -93,5 +104,15 @@ class DecoderStack {
 // Qwen3's self_attn.{q,k}_norm.weight.
 base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
                                                   bool qk_norm);
+
+// What a decoder checkpoint holds beyond Llama's tensors. q/k/v/o biases follow config.attention_bias.
+struct DecoderLoadOptions {
+  bool qk_norm = false;  // self_attn.{q,k}_norm.weight (Qwen3)
+  bool sinks = false;    // self_attn.sinks (gpt-oss)
+  // Layers whose MLP is a mixture of experts (no mlp.{gate,up,down}_proj); null = all dense.
+  bool (*is_sparse)(const ModelConfig& config, int64_t layer_idx) = nullptr;
+};
+base::Result<DecoderWeights> load_decoder_weights(const ModelConfig& config, WeightLoader& loader,
+                                                  const DecoderLoadOptions& options);
 
 }  // namespace nibble::model

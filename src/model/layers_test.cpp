@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -19,6 +20,36 @@ TEST(RopeTest, DefaultInvFreqIsThetaPower) {
   ASSERT_EQ(f.size(), 4u);
   for (int i = 0; i < 4; ++i)
     EXPECT_NEAR(f[i], std::pow(10000.0, -2.0 * i / 8), 1e-6 * std::pow(10000.0, -2.0 * i / 8));
+}
+
+// gpt-oss (formats.md §7.3): d_half 32, base 150000, L 4096, beta 32 / 1, truncate false give the
+// ramp bounds low = 8.0928, high = 17.3980 and a cos/sin multiplier 0.1 ln 32 + 1 = 1.34657.
+TEST(RopeTest, YarnBlendsInterpolationAndExtrapolationAsGptOss) {
+  ModelConfig c;
+  c.head_dim = 64;
+  c.rope_theta = 150000.0;
+  c.rope_scaling.type = RopeScalingType::kYarn;
+  c.rope_scaling.factor = 32.0;
+  c.rope_scaling.original_max_position_embeddings = 4096;
+  c.rope_scaling.beta_fast = 32.0;
+  c.rope_scaling.beta_slow = 1.0;
+  c.rope_scaling.truncate = false;
+  const auto f = rope_inv_freq(c);
+  ASSERT_EQ(f.size(), 32u);
+  // low/high = d_half · ln(L / (beta · 2π)) / ln(base), to full precision (formats.md rounds them).
+  const double low = 32.0 * std::log(4096.0 / (32.0 * 2.0 * std::numbers::pi)) / std::log(150000.0);
+  const double high = 32.0 * std::log(4096.0 / (1.0 * 2.0 * std::numbers::pi)) / std::log(150000.0);
+  EXPECT_NEAR(low, 8.0928, 1e-4);
+  EXPECT_NEAR(high, 17.3980, 1e-4);
+  for (int i = 0; i < 32; ++i) {
+    const double theta_i = std::pow(150000.0, 2.0 * i / 64);
+    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+    const double want = (1.0 / (32.0 * theta_i)) * ramp + (1.0 / theta_i) * (1.0 - ramp);
+    EXPECT_NEAR(f[static_cast<size_t>(i)], want, 2e-5 * want) << "i = " << i;
+  }
+  EXPECT_NEAR(rope_attention_scaling(c), 1.34657, 1e-5);
+  c.rope_scaling.attention_factor = 2.0;
+  EXPECT_EQ(rope_attention_scaling(c), 2.0f);
 }
 
 TEST(RopeTest, Llama3RescalesLowFrequenciesAndInterpolatesTheBand) {

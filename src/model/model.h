@@ -58,6 +58,10 @@ class Model {
   // Bytes of weights by where they live (for load reports).
   virtual uint64_t weight_bytes() const = 0;
 
+  // Mixture-of-experts models: expert weight matrices streamed by the last forward call (each
+  // chosen expert's matrices once per layer per call, however many tokens chose it); 0 when dense.
+  virtual uint64_t expert_weight_reads() const { return 0; }
+
  protected:
   Model(ModelConfig config, LoadOptions options)
       : config_(std::move(config)), options_(options), rows_(static_cast<size_t>(options.max_logit_rows)) {}

@@ -11,6 +11,7 @@
 
 #include "base/file_util.h"
 #include "base/float16.h"
+#include "formats/block_format.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 
@@ -50,12 +51,31 @@ using Json = nlohmann::ordered_json;
 struct Shapes {
   int64_t hidden, layers, heads, kv_heads, head_dim, inter, vocab, max_pos;
   bool tie;
+  int64_t experts = 0, top_k = 0, moe_inter = 0;  // mixture-of-experts archs
 };
 
 base::Result<Shapes> preset_shapes(const RandomModelSpec& spec) {
   const bool qwen3 = spec.arch == "qwen3";
   Shapes s{};
-  if (spec.preset == "tiny") {
+  if (spec.arch == "gpt-oss") {
+    // gpt-oss-shaped: head_dim 64 (16 for tiny), GQA 8:1 (2:1 tiny), intermediate = hidden, top-4.
+    if (spec.preset == "tiny") {
+      s = {64, 4, 4, 2, 16, 64, 512, 131072, false, 8, 4, 64};
+    } else if (spec.preset == "small") {
+      s = {512, 6, 8, 1, 64, 512, 8192, 131072, false, 32, 4, 512};
+    } else {
+      return base::invalid_argument("--preset '" + spec.preset + "' is not one of tiny, small for gpt-oss");
+    }
+  } else if (spec.arch == "qwen3-moe") {
+    // Qwen3-30B-A3B-shaped: small expert MLPs (moe_intermediate_size), top-8 of 128 scaled down.
+    if (spec.preset == "tiny") {
+      s = {64, 3, 4, 2, 32, 128, 512, 4096, false, 8, 2, 32};
+    } else if (spec.preset == "small") {
+      s = {512, 6, 8, 2, 64, 1536, 8192, 8192, false, 32, 4, 256};
+    } else {
+      return base::invalid_argument("--preset '" + spec.preset + "' is not one of tiny, small for qwen3-moe");
+    }
+  } else if (spec.preset == "tiny") {
     s = {64, 2, 4, 2, qwen3 ? 32 : 16, 128, 512, 4096, qwen3};
   } else if (spec.preset == "small") {
     s = {256, 4, 8, 4, qwen3 ? 64 : 32, 768, 4096, 8192, qwen3};
@@ -72,6 +92,13 @@ base::Result<Shapes> preset_shapes(const RandomModelSpec& spec) {
   if (spec.intermediate_size) s.inter = *spec.intermediate_size;
   if (spec.vocab_size) s.vocab = *spec.vocab_size;
   if (spec.tie_word_embeddings) s.tie = *spec.tie_word_embeddings;
+  if (spec.num_experts) s.experts = *spec.num_experts;
+  if (spec.num_experts_per_tok) s.top_k = *spec.num_experts_per_tok;
+  if (spec.arch == "gpt-oss") s.moe_inter = s.inter;
+  if (s.experts > 0 && (s.top_k <= 0 || s.top_k > s.experts))
+    return base::invalid_argument("--experts-per-tok must be in [1, --num-experts]");
+  if (spec.arch == "gpt-oss" && (s.hidden % 32 != 0 || s.inter % 32 != 0))
+    return base::invalid_argument("gpt-oss: --hidden-size and --intermediate-size must be multiples of 32");
   if (spec.rope_scaling == "llama3") s.max_pos = 131072;
   for (int64_t v : {s.hidden, s.layers, s.heads, s.kv_heads, s.head_dim, s.inter, s.vocab}) {
     if (v <= 0 || v > (int64_t{1} << 24)) return base::invalid_argument("model sizes must be in [1, 2^24]");
@@ -176,6 +203,7 @@ struct TensorBytes {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
+  tensor::DType dtype = tensor::DType::kF32;
 };
 
 TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, double mean, double std_dev,
@@ -183,7 +211,7 @@ TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, dou
   int64_t num_elems = 1;
   for (int64_t d : shape) num_elems *= d;
   NormalRng rng(seed ^ fnv1a(name));
-  TensorBytes t{name, std::move(shape), {}};
+  TensorBytes t{name, std::move(shape), {}, dtype};
   const int elem_bytes = tensor::dtype_bits(dtype) / 8;
   t.bytes.resize(static_cast<size_t>(num_elems * elem_bytes));
   for (int64_t i = 0; i < num_elems; ++i) {
@@ -199,12 +227,142 @@ TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, dou
   return t;
 }
 
+// gpt-oss MXFP4 experts: E matrices [N, K] ~ N(0, std), each quantized with formats' default
+// MXFP4 writer rule, stored as blocks [E, N, K/32, 16] and scales [E, N, K/32].
+base::Status make_mxfp4_experts(const std::string& prefix, int64_t num_experts, int64_t rows, int64_t cols,
+                                double std_dev, uint64_t seed, std::vector<TensorBytes>& out) {
+  const formats::BlockFormat* f = formats::find_block_format("mxfp4");
+  NIBBLE_CHECK(f != nullptr, "formats table has no mxfp4 row");
+  TensorBytes blocks{prefix + "_blocks", {num_experts, rows, cols / 32, 16}, {}, tensor::DType::kU8};
+  TensorBytes scales{prefix + "_scales", {num_experts, rows, cols / 32}, {}, tensor::DType::kU8};
+  NormalRng rng(seed ^ fnv1a(blocks.name));
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (int64_t e = 0; e < num_experts; ++e) {
+    for (float& v : w) v = static_cast<float>(std_dev * rng.next_normal());
+    NIBBLE_ASSIGN_OR_RETURN(formats::QuantizedTensor q, formats::quantize_tensor(*f, w, rows, cols));
+    blocks.bytes.insert(blocks.bytes.end(), q.data.begin(), q.data.end());
+    scales.bytes.insert(scales.bytes.end(), q.scales.begin(), q.scales.end());
+  }
+  out.push_back(std::move(blocks));
+  out.push_back(std::move(scales));
+  return base::ok_status();
+}
+
+// config.json fields and tensors of gpt-oss (GptOssForCausalLM) and Qwen3-MoE (Qwen3MoeForCausalLM).
+base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DType dtype, Json& config,
+                       std::vector<TensorBytes>& tensors) {
+  const bool gpt_oss = spec.arch == "gpt-oss";
+  const double kStd = spec.init_std, kNormNoise = 0.05;
+  const uint64_t seed = spec.seed;
+  // gpt-oss keeps norms in F32 (the HF converter's "only ones in float32"); others in --dtype.
+  const tensor::DType norm_dtype = gpt_oss ? tensor::DType::kF32 : dtype;
+  if (gpt_oss) {
+    config["attention_bias"] = true;
+    config["attention_dropout"] = 0.0;
+    config["experts_per_token"] = s.top_k;
+    config["initial_context_length"] = 4096;
+    Json layer_types = Json::array();
+    for (int64_t i = 0; i < s.layers; ++i)
+      layer_types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
+    config["layer_types"] = layer_types;
+    config["num_local_experts"] = s.experts;
+    config["output_router_logits"] = false;
+    config["quantization_config"] = {
+        {"modules_to_not_convert",
+         {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"}},
+        {"quant_method", "mxfp4"}};
+    config["rope_scaling"] = {{"beta_fast", 32.0},   {"beta_slow", 1.0},
+                              {"factor", 32.0},      {"original_max_position_embeddings", 4096},
+                              {"rope_type", "yarn"}, {"truncate", false}};
+    config["rope_theta"] = 150000.0;
+    config["rms_norm_eps"] = 1e-5;
+    config["router_aux_loss_coef"] = 0.9;
+    config["sliding_window"] = 128;
+    config["swiglu_limit"] = 7.0;
+  } else {
+    config["attention_bias"] = false;
+    config["decoder_sparse_step"] = 1;
+    // One dense layer in the middle exercises mlp_only_layers (real Qwen3-MoE lists none).
+    config["mlp_only_layers"] = s.layers > 2 ? Json::array({1}) : Json::array();
+    config["moe_intermediate_size"] = s.moe_inter;
+    config["norm_topk_prob"] = true;
+    config["num_experts"] = s.experts;
+    config["rms_norm_eps"] = 1e-6;
+    config["rope_scaling"] = nullptr;
+    config["rope_theta"] = 1000000.0;
+    config["router_aux_loss_coef"] = 0.001;
+    config["sliding_window"] = nullptr;
+    config["use_sliding_window"] = false;
+  }
+  config["num_experts_per_tok"] = s.top_k;
+
+  tensors.push_back(make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype));
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    auto add = [&](const std::string& name, std::vector<int64_t> shape, double mean, double std_dev,
+                   tensor::DType dt) {
+      tensors.push_back(make_tensor(p + name, std::move(shape), mean, std_dev, seed, dt));
+    };
+    const int64_t q_dim = s.heads * s.head_dim, kv_dim = s.kv_heads * s.head_dim;
+    add("input_layernorm.weight", {s.hidden}, 1.0, kNormNoise, norm_dtype);
+    add("self_attn.q_proj.weight", {q_dim, s.hidden}, 0.0, kStd, dtype);
+    add("self_attn.k_proj.weight", {kv_dim, s.hidden}, 0.0, kStd, dtype);
+    add("self_attn.v_proj.weight", {kv_dim, s.hidden}, 0.0, kStd, dtype);
+    add("self_attn.o_proj.weight", {s.hidden, q_dim}, 0.0, kStd, dtype);
+    if (gpt_oss) {
+      add("self_attn.q_proj.bias", {q_dim}, 0.0, kStd, dtype);
+      add("self_attn.k_proj.bias", {kv_dim}, 0.0, kStd, dtype);
+      add("self_attn.v_proj.bias", {kv_dim}, 0.0, kStd, dtype);
+      add("self_attn.o_proj.bias", {s.hidden}, 0.0, kStd, dtype);
+      // Sinks around 0: comparable to the QK logits, so they take a visible share of the mass.
+      add("self_attn.sinks", {s.heads}, 0.0, 1.0, dtype);
+    } else {
+      add("self_attn.q_norm.weight", {s.head_dim}, 1.0, kNormNoise, dtype);
+      add("self_attn.k_norm.weight", {s.head_dim}, 1.0, kNormNoise, dtype);
+    }
+    add("post_attention_layernorm.weight", {s.hidden}, 1.0, kNormNoise, norm_dtype);
+    if (gpt_oss) {
+      // The router sees a normed input (|h| ~ 1 per element): std 1/sqrt(H)-ish logits spread
+      // experts; a bias breaks ties between layers.
+      add("mlp.router.weight", {s.experts, s.hidden}, 0.0, kStd * 5, dtype);
+      add("mlp.router.bias", {s.experts}, 0.0, kStd, dtype);
+      NIBBLE_TRY(make_mxfp4_experts(p + "mlp.experts.gate_up_proj", s.experts, 2 * s.moe_inter, s.hidden,
+                                    kStd, seed, tensors));
+      // Wide gate/up biases (std 3) push ~2% of the pre-activations past the SwiGLU clamp (±7),
+      // so the clamp is exercised as in the real model.
+      add("mlp.experts.gate_up_proj_bias", {s.experts, 2 * s.moe_inter}, 0.0, 3.0, dtype);
+      NIBBLE_TRY(make_mxfp4_experts(p + "mlp.experts.down_proj", s.experts, s.hidden, s.moe_inter, kStd, seed,
+                                    tensors));
+      add("mlp.experts.down_proj_bias", {s.experts, s.hidden}, 0.0, kStd, dtype);
+    } else if (i == 1 && s.layers > 2) {
+      add("mlp.gate_proj.weight", {s.inter, s.hidden}, 0.0, kStd, dtype);
+      add("mlp.up_proj.weight", {s.inter, s.hidden}, 0.0, kStd, dtype);
+      add("mlp.down_proj.weight", {s.hidden, s.inter}, 0.0, kStd, dtype);
+    } else {
+      add("mlp.gate.weight", {s.experts, s.hidden}, 0.0, kStd * 5, dtype);
+      for (int64_t e = 0; e < s.experts; ++e) {
+        const std::string q = "mlp.experts." + std::to_string(e) + ".";
+        add(q + "gate_proj.weight", {s.moe_inter, s.hidden}, 0.0, kStd, dtype);
+        add(q + "up_proj.weight", {s.moe_inter, s.hidden}, 0.0, kStd, dtype);
+        add(q + "down_proj.weight", {s.hidden, s.moe_inter}, 0.0, kStd, dtype);
+      }
+    }
+  }
+  tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, seed, norm_dtype));
+  if (!s.tie) tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype));
+  return base::ok_status();
+}
+
 }  // namespace
 
 base::Status write_random_checkpoint(const std::string& out_dir, const RandomModelSpec& spec) {
-  if (spec.arch != "qwen3" && spec.arch != "llama") {
-    return base::invalid_argument("--arch '" + spec.arch + "' is not one of qwen3, llama");
+  const bool moe = spec.arch == "gpt-oss" || spec.arch == "qwen3-moe";
+  if (spec.arch != "qwen3" && spec.arch != "llama" && !moe) {
+    return base::invalid_argument("--arch '" + spec.arch +
+                                  "' is not one of qwen3, llama, gpt-oss, qwen3-moe");
   }
+  if (moe && !spec.rope_scaling.empty())
+    return base::invalid_argument("--rope-scaling is not supported for " + spec.arch);
   if (!spec.rope_scaling.empty() && spec.rope_scaling != "llama3") {
     return base::invalid_argument("--rope-scaling '" + spec.rope_scaling +
                                   "' is not supported (supported: llama3)");
@@ -249,9 +407,18 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   if (ec) return base::io_error(out_dir + ": cannot create folder: " + ec.message());
 
   const bool qwen3 = spec.arch == "qwen3";
+  const bool llama = spec.arch == "llama";
   Json config;
-  config["architectures"] = {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"};
-  config["model_type"] = qwen3 ? "qwen3" : "llama";
+  if (spec.arch == "gpt-oss") {
+    config["architectures"] = {"GptOssForCausalLM"};
+    config["model_type"] = "gpt_oss";
+  } else if (spec.arch == "qwen3-moe") {
+    config["architectures"] = {"Qwen3MoeForCausalLM"};
+    config["model_type"] = "qwen3_moe";
+  } else {
+    config["architectures"] = {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"};
+    config["model_type"] = qwen3 ? "qwen3" : "llama";
+  }
   config["attention_bias"] = false;
   config["bos_token_id"] = bos;
   config["eos_token_id"] = eos;
@@ -261,7 +428,7 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   config["initializer_range"] = 0.02;
   config["intermediate_size"] = s.inter;
   config["max_position_embeddings"] = s.max_pos;
-  if (!qwen3) config["mlp_bias"] = false;
+  if (llama) config["mlp_bias"] = false;
   config["num_attention_heads"] = s.heads;
   config["num_hidden_layers"] = s.layers;
   config["num_key_value_heads"] = s.kv_heads;
@@ -281,6 +448,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   config["use_cache"] = true;
   if (qwen3) config["use_sliding_window"] = false;
   config["vocab_size"] = s.vocab;
+  std::vector<TensorBytes> tensors;
+  if (moe) NIBBLE_TRY(build_moe(spec, s, dtype, config, tensors));
   // Check what we wrote with our own parser: make-model never writes a checkpoint nibble rejects.
   const std::string config_text = config.dump(2) + "\n";
   NIBBLE_TRY(parse_model_config(config_text, base::join_path(out_dir, "config.json")).status());
@@ -294,11 +463,12 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   if (qwen3) gen["top_k"] = 20;
 
   // Tensors, in Hugging Face names. Linear and embedding std init_std (0.02); norms 1 + 0.05 * N(0,1).
-  std::vector<TensorBytes> tensors;
   const double kStd = spec.init_std, kNormNoise = 0.05;
-  tensors.push_back(
-      make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
-  for (int64_t i = 0; i < s.layers; ++i) {
+  if (!moe) {
+    tensors.push_back(
+        make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+  }
+  for (int64_t i = 0; i < s.layers && !moe; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     auto linear = [&](const std::string& name, int64_t rows, int64_t cols) {
       tensors.push_back(make_tensor(p + name, {rows, cols}, 0.0, kStd, spec.seed, dtype));
@@ -320,12 +490,15 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     linear("mlp.up_proj.weight", s.inter, s.hidden);
     linear("mlp.down_proj.weight", s.hidden, s.inter);
   }
-  tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, spec.seed, dtype));
-  if (!s.tie)
-    tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+  if (!moe) {
+    tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, spec.seed, dtype));
+    if (!s.tie)
+      tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+  }
 
   std::vector<io::TensorToWrite> to_write;
-  for (const auto& t : tensors) to_write.push_back({t.name, dtype, t.shape, t.bytes.data(), t.bytes.size()});
+  for (const auto& t : tensors)
+    to_write.push_back({t.name, t.dtype, t.shape, t.bytes.data(), t.bytes.size()});
   NIBBLE_TRY(
       io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), config_text));

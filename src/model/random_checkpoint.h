@@ -12,7 +12,7 @@
 namespace nibble::model {
 
 struct RandomModelSpec {
-  std::string arch = "qwen3";   // qwen3 | llama
+  std::string arch = "qwen3";   // qwen3 | llama | gpt-oss | qwen3-moe
   std::string preset = "tiny";  // tiny | small | 0.6b
   uint64_t seed = 0;
   std::string dtype = "bf16";  // bf16 | f16 | f32: the stored weight dtype
@@ -28,9 +28,14 @@ struct RandomModelSpec {
   std::optional<int64_t> head_dim;
   std::optional<int64_t> intermediate_size;
   std::optional<int64_t> vocab_size;
+  std::optional<int64_t> num_experts;          // gpt-oss / qwen3-moe
+  std::optional<int64_t> num_experts_per_tok;  // gpt-oss / qwen3-moe
 };
 
 // Writes OUT_DIR/{config.json, generation_config.json, model.safetensors, tokenizer files}.
+// gpt-oss checkpoints use the real Hugging Face layout: MXFP4 experts as U8 `*_blocks` [E, N, K/32, 16]
+// and E8M0 `*_scales` [E, N, K/32] (quantized from normal weights with formats' default MXFP4 rule),
+// F32 norms, BF16 (--dtype) elsewhere, and a quantization_config {"quant_method": "mxfp4"}.
 // Creates OUT_DIR if needed. Every file is written atomically.
 base::Status write_random_checkpoint(const std::string& out_dir, const RandomModelSpec& spec);
 

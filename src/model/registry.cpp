@@ -8,8 +8,10 @@ namespace nibble::model {
 
 const std::vector<Architecture>& architectures() {
   static const std::vector<Architecture> kArchitectures = {
+      {"GptOssForCausalLM", &load_gpt_oss},
       {"LlamaForCausalLM", &load_llama},
       {"Qwen3ForCausalLM", &load_qwen3},
+      {"Qwen3MoeForCausalLM", &load_qwen3_moe},
   };
   return kArchitectures;
 }

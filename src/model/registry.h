@@ -31,5 +31,9 @@ base::Result<std::unique_ptr<Model>> load_qwen3(ModelConfig config, io::Checkpoi
                                                 const LoadOptions& options);
 base::Result<std::unique_ptr<Model>> load_llama(ModelConfig config, io::Checkpoint checkpoint,
                                                 const LoadOptions& options);
+base::Result<std::unique_ptr<Model>> load_gpt_oss(ModelConfig config, io::Checkpoint checkpoint,
+                                                  const LoadOptions& options);
+base::Result<std::unique_ptr<Model>> load_qwen3_moe(ModelConfig config, io::Checkpoint checkpoint,
+                                                    const LoadOptions& options);
 
 }  // namespace nibble::model

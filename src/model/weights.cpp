@@ -65,7 +65,27 @@ base::Result<kernels::MatWeight> WeightLoader::matrix(const std::string& name, i
 }
 
 base::Result<std::vector<float>> WeightLoader::vector(const std::string& name, int64_t num_elems) {
-  NIBBLE_ASSIGN_OR_RETURN(const io::TensorInfo* t, get_checked(name, {num_elems}));
+  return floats(name, {num_elems});
+}
+
+base::Result<const io::TensorInfo*> WeightLoader::raw(const std::string& name,
+                                                      const std::vector<int64_t>& shape,
+                                                      tensor::DType dtype) {
+  NIBBLE_ASSIGN_OR_RETURN(const io::TensorInfo* t, get_checked(name, shape));
+  if (t->dtype != dtype) {
+    return base::unsupported((t->file != nullptr ? *t->file : checkpoint_.dir()) + ": tensor '" + name +
+                             "': dtype " + std::string(tensor::dtype_name(t->dtype)) + ", expected " +
+                             std::string(tensor::dtype_name(dtype)));
+  }
+  bytes_loaded_ += t->num_bytes;
+  return t;
+}
+
+base::Result<std::vector<float>> WeightLoader::floats(const std::string& name,
+                                                      const std::vector<int64_t>& shape) {
+  NIBBLE_ASSIGN_OR_RETURN(const io::TensorInfo* t, get_checked(name, shape));
+  int64_t num_elems = 1;
+  for (int64_t d : shape) num_elems *= d;
   std::vector<float> out(static_cast<size_t>(num_elems));
   for (int64_t i = 0; i < num_elems; ++i) {
     uint16_t h = 0;
@@ -84,7 +104,7 @@ base::Result<std::vector<float>> WeightLoader::vector(const std::string& name, i
       default:
         return base::unsupported((t->file != nullptr ? *t->file : checkpoint_.dir()) + ": tensor '" + name +
                                  "': dtype " + std::string(tensor::dtype_name(t->dtype)) +
-                                 " is not supported for a norm weight (expected BF16, F16 or F32)");
+                                 " is not supported for a vector weight (expected BF16, F16 or F32)");
     }
   }
   bytes_loaded_ += t->num_bytes;

@@ -28,6 +28,12 @@ class WeightLoader {
   base::Result<kernels::MatWeight> matrix(const std::string& name, int64_t num_rows, int64_t num_cols);
   // A vector of `num_elems` values (F32/BF16/F16), converted to fp32.
   base::Result<std::vector<float>> vector(const std::string& name, int64_t num_elems);
+  // A small tensor of any shape (F32/BF16/F16, e.g. per-expert biases [E, N]), converted to fp32.
+  base::Result<std::vector<float>> floats(const std::string& name, const std::vector<int64_t>& shape);
+  // A tensor checked for shape and dtype, for formats read outside the kernels (MXFP4 experts).
+  base::Result<const io::TensorInfo*> raw(const std::string& name, const std::vector<int64_t>& shape,
+                                          tensor::DType dtype);
+  const io::Checkpoint& checkpoint() const { return checkpoint_; }
 
   uint64_t bytes_loaded() const { return bytes_loaded_; }
   // Buffers made at load (scales converted to F32) that returned views point into; keep alive.
@@ -58,10 +64,16 @@ struct DecoderLayerWeights {
   kernels::MatWeight o_proj;                    // [H, nh*hd]
   std::vector<float> q_norm;                    // [hd] (Qwen3 only; empty otherwise)
   std::vector<float> k_norm;                    // [hd] (Qwen3 only; empty otherwise)
+  std::vector<float> q_bias;                    // [nh*hd] (attention_bias; empty otherwise)
+  std::vector<float> k_bias;                    // [nkv*hd]
+  std::vector<float> v_bias;                    // [nkv*hd]
+  std::vector<float> o_bias;                    // [H]
+  std::vector<float> sinks;                     // [nh] learned attention sinks (gpt-oss; empty otherwise)
   std::vector<float> post_attention_layernorm;  // [H]
-  kernels::MatWeight gate_proj;                 // [I, H]
-  kernels::MatWeight up_proj;                   // [I, H]
-  kernels::MatWeight down_proj;                 // [H, I]
+  // Dense MLP; absent (num_rows == 0) in mixture-of-experts layers (see model/moe.h).
+  kernels::MatWeight gate_proj;  // [I, H]
+  kernels::MatWeight up_proj;    // [I, H]
+  kernels::MatWeight down_proj;  // [H, I]
 };
 
 struct DecoderWeights {
