@@ -12,6 +12,7 @@ void add_plan(CLI::App& app, CommandFn* run);
 void add_bench(CLI::App& app, CommandFn* run);
 void add_tokenize(CLI::App& app, CommandFn* run);  // tokenize and detokenize
 void add_chat_template(CLI::App& app, CommandFn* run);
+void add_serve(CLI::App& app, CommandFn* run);
 
 inline constexpr AddCommandFn kCommands[] = {
     add_version_info,
@@ -21,6 +22,7 @@ inline constexpr AddCommandFn kCommands[] = {
     add_bench,
     add_tokenize,
     add_chat_template,
+    add_serve,
 };
 
 }  // namespace nibble::cli
