@@ -15,6 +15,7 @@ void add_chat_template(CLI::App& app, CommandFn* run);
 void add_quantize(CLI::App& app, CommandFn* run);
 void add_eval(CLI::App& app, CommandFn* run);
 void add_bench_engine(CLI::App& app, CommandFn* run);
+void add_serve(CLI::App& app, CommandFn* run);
 // The default form of the `bench` group (cmd_bench_offline.cpp), called by add_bench.
 void add_bench_offline(CLI::App* bench, CommandFn* run);
 
@@ -29,6 +30,7 @@ inline constexpr AddCommandFn kCommands[] = {
     add_quantize,
     add_eval,
     add_bench_engine,
+    add_serve,
 };
 
 }  // namespace nibble::cli
