@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +18,9 @@
 #include "engine/llm_engine.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/incremental_detokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace nibble::cli {
 namespace {
@@ -36,6 +42,8 @@ struct RunArgs {
   bool ignore_eos = false;
   int num_threads = 0;
   std::string kv_cache = "auto";
+  bool chat = false;         // wrap -p TEXT with the model's chat template
+  bool no_thinking = false;  // enable_thinking=false for the template (Qwen3)
   // Which sampling flags were given (the rest come from generation_config.json).
   bool has_temperature = false, has_top_k = false, has_top_p = false, has_min_p = false, has_rep = false,
        has_seed = false;
@@ -63,11 +71,23 @@ base::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
   return ids;
 }
 
-// The seam for the tokenizer issue: text -> ids with MODEL_DIR's tokenizer.json.
-base::Result<std::vector<int32_t>> encode_prompt(const std::string& /*model_dir*/,
-                                                 const std::string& /*text*/) {
-  return base::unsupported(
-      "-p TEXT needs the tokenizer, which is not in this build yet; pass --prompt-ids a,b,c");
+// Text -> ids with MODEL_DIR's tokenizer. With --chat the text becomes one user message wrapped
+// by the model's chat template (as transformers' apply_chat_template with add_generation_prompt;
+// the template supplies the special tokens, so none are added on top).
+base::Result<std::vector<int32_t>> encode_prompt(const tokenizer::Tokenizer& tok, const RunArgs& args) {
+  std::string text = args.prompt_text;
+  bool add_special_tokens = true;
+  if (args.chat) {
+    NIBBLE_ASSIGN_OR_RETURN(tokenizer::ChatTemplate chat, tokenizer::ChatTemplate::from_dir(args.model_dir));
+    const nlohmann::ordered_json messages = nlohmann::ordered_json::array(
+        {nlohmann::ordered_json{{"role", "user"}, {"content", args.prompt_text}}});
+    nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
+    if (args.no_thinking) kwargs["enable_thinking"] = false;
+    NIBBLE_ASSIGN_OR_RETURN(text, chat.render(messages.dump(), "", /*add_generation_prompt=*/true, kwargs.dump()));
+    add_special_tokens = false;
+  }
+  NIBBLE_ASSIGN_OR_RETURN(std::vector<uint32_t> ids, tok.encode(text, add_special_tokens));
+  return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -76,12 +96,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run_model(const RunArgs& args) {
   std::vector<int32_t> prompt;
+  // With -p TEXT the output is text too (streamed through the incremental detokenizer).
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  if (args.prompt_ids.empty()) {
+    auto loaded = tokenizer::Tokenizer::from_dir(args.model_dir);
+    if (!loaded.ok()) return report_error(loaded.status().with_context("-p TEXT needs the model's tokenizer"));
+    tok = std::move(loaded).value();
+  }
   if (!args.prompt_ids.empty()) {
     auto ids = parse_ids(args.prompt_ids);
     if (!ids.ok()) return report_error(ids.status());
     prompt = std::move(ids).value();
   } else {
-    auto ids = encode_prompt(args.model_dir, args.prompt_text);
+    auto ids = encode_prompt(*tok, args);
     if (!ids.ok()) return report_error(ids.status());
     prompt = std::move(ids).value();
   }
@@ -143,13 +170,19 @@ int run_model(const RunArgs& args) {
   double prefill_s = 0.0;
   std::chrono::steady_clock::time_point t_first;
   std::string error_message;
+  std::optional<tokenizer::IncrementalDetokenizer> detok;
+  if (tok && !args.print_ids) detok.emplace(tok.get(), /*skip_special_tokens=*/true);
   while (auto delta = handle->next()) {
     for (int32_t token : delta->new_token_ids) {
       if (output.empty()) {
         prefill_s = seconds_since(t_prefill);
         t_first = std::chrono::steady_clock::now();
       }
-      if (!args.print_ids) {
+      if (detok) {
+        const std::string piece = detok->step(static_cast<uint32_t>(token));
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      } else if (!args.print_ids) {
         std::printf("%s%d", output.empty() ? "" : " ", token);
         std::fflush(stdout);
       }
@@ -165,8 +198,13 @@ int run_model(const RunArgs& args) {
     for (size_t i = 0; i < output.size(); ++i) std::printf("%s%d", i == 0 ? "" : ", ", output[i]);
     std::printf("]\n");
   } else {
+    if (detok) {
+      const std::string rest = detok->flush();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+    }
     std::printf("\n");
   }
+  std::fflush(stdout);
   if (!error_message.empty()) return report_error(base::internal_error(error_message));
   std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.2f tok/s\n", static_cast<long long>(prompt_len),
                prefill_s, static_cast<double>(prompt_len) / prefill_s);
@@ -183,7 +221,7 @@ void add_run(CLI::App& app, CommandFn* run) {
   CLI::App* cmd = app.add_subcommand("run", "Generate tokens from a prompt on the CPU");
   auto args = std::make_shared<RunArgs>();
   cmd->add_option("MODEL", args->model_dir, "Model folder (config.json + safetensors)")->required();
-  CLI::Option* text = cmd->add_option("-p,--prompt", args->prompt_text, "Prompt text (needs the tokenizer)");
+  CLI::Option* text = cmd->add_option("-p,--prompt", args->prompt_text, "Prompt text (encoded with the model's tokenizer; the output is text)");
   CLI::Option* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated");
   text->excludes(ids);
   cmd->add_option("-n,--max-tokens", args->max_new_tokens, "Tokens to generate")
@@ -200,6 +238,8 @@ void add_run(CLI::App& app, CommandFn* run) {
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at EOS tokens");
   cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_flag("--chat", args->chat, "Wrap -p TEXT as a user message with the model's chat template");
+  cmd->add_flag("--no-thinking", args->no_thinking, "With --chat: enable_thinking=false (Qwen3 templates)");
   cmd->add_option("--kv-cache", args->kv_cache, "KV cache size: auto | SIZE (8GiB) | FRACTION (0.6)");
   cmd->callback([run, args, text, ids, temp, top_k, top_p, min_p, rep, seed] {
     args->has_temperature = temp->count() > 0;
