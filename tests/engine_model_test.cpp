@@ -246,7 +246,10 @@ TEST_F(EngineModelTest, AbortFreesBlocks) {
   auto first = h->next();  // at least one token: the request holds blocks
   ASSERT_TRUE(first.has_value());
   h->abort();
-  const Result r = drain(*h);
+  // On a slow (loaded) machine the engine may finish all 90 tokens before this thread reads the
+  // first output; the merged delta then already carries the final finish reason.
+  Result r = first->finished() ? Result{} : drain(*h);
+  if (first->finished()) r.finish = first->finish_reason;
   ASSERT_TRUE(r.finish.has_value());
   EXPECT_TRUE(r.finish == engine::FinishReason::kAbort || r.finish == engine::FinishReason::kLength)
       << "finish reason " << static_cast<int>(*r.finish) << " after " << r.tokens.size() << " tokens";

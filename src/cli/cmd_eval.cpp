@@ -40,7 +40,7 @@ void add_eval(CLI::App& app, CommandFn* run) {
       }
       auto config = model::load_model_config(args->model_dir);
       if (!config.ok()) return report_error(config.status());
-      auto tokens = quant::read_token_file(args->text.empty() ? args->ids_file : args->text, config->vocab_size);
+      auto tokens = quant::read_token_file(args->text.empty() ? args->ids_file : args->text, args->model_dir, config->vocab_size);
       if (!tokens.ok()) return report_error(tokens.status());
       const int threads = args->num_threads > 0 ? args->num_threads : base::available_cpus();
       auto r = quant::evaluate(args->model_dir, args->base_dir, *tokens, args->ctx, threads);

@@ -4,8 +4,10 @@
 #include <string_view>
 
 #include "base/file_util.h"
+#include "base/log.h"
 #include "kernels/ops.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace nibble::quant {
 namespace {
@@ -40,7 +42,8 @@ void observe(void* ctx, const float* x, int64_t num_tokens, const kernels::MatWe
 
 }  // namespace
 
-base::Result<std::vector<int32_t>> read_token_file(const std::string& path, int64_t vocab_size) {
+base::Result<std::vector<int32_t>> read_token_file(const std::string& path, const std::string& model_dir,
+                                                   int64_t vocab_size) {
   NIBBLE_ASSIGN_OR_RETURN(const std::string text, base::read_file(path));
   std::vector<int32_t> ids;
   bool all_ints = !text.empty();
@@ -66,7 +69,19 @@ base::Result<std::vector<int32_t>> read_token_file(const std::string& path, int6
     }
     ids.push_back(static_cast<int32_t>(v));
   }
-  if (!all_ints) {
+  if (!all_ints && base::file_exists(base::join_path(model_dir, "tokenizer.json"))) {
+    NIBBLE_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::from_dir(model_dir));
+    auto encoded = tok->encode(text, /*add_special_tokens=*/false);
+    if (!encoded.ok()) return encoded.status().with_context(path);
+    ids.assign(encoded->begin(), encoded->end());
+    for (int32_t id : ids) {
+      if (id >= vocab_size) {
+        return base::invalid_argument(path + ": token id " + std::to_string(id) + " >= the model's vocab size " +
+                                      std::to_string(vocab_size));
+      }
+    }
+  } else if (!all_ints) {
+    base::log_warn(path + ": " + model_dir + " has no tokenizer.json; reading the text as raw bytes");
     ids.clear();
     for (unsigned char c : text) ids.push_back(static_cast<int32_t>(c % static_cast<unsigned>(vocab_size)));
   }

@@ -239,7 +239,7 @@ base::Result<QuantizeReport> quantize_checkpoint(const std::string& in_dir, cons
   std::map<std::string, float> group_act_amax;
   const bool calibrate = !spec.calib_data.empty();
   if (calibrate && out_layout->input_bound > 0.0f) {
-    NIBBLE_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, read_token_file(spec.calib_data, config.vocab_size));
+    NIBBLE_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, read_token_file(spec.calib_data, in_dir, config.vocab_size));
     if (spec.calib_tokens > 0 && static_cast<int64_t>(tokens.size()) > spec.calib_tokens) {
       tokens.resize(static_cast<size_t>(spec.calib_tokens));
     }
