@@ -6,6 +6,9 @@ error statuses as the SDK sees them (BadRequestError, AuthenticationError, NotFo
 
   /root/.venvs/nibble/bin/python tests/conformance/openai_sdk_test.py \
       --nibble build/dev/src/cli/nibble --model ../shared/tokenizers/qwen3
+  # or with real weights:
+  nibble make-model /tmp/tiny --arch qwen3 --preset tiny --tokenizer ../shared/tokenizers/qwen3
+  /root/.venvs/nibble/bin/python tests/conformance/openai_sdk_test.py --real-model --model /tmp/tiny
 
 With a fake runner the text is arbitrary but deterministic; the checks are the API's shapes and
 invariants (streamed text == non-streamed text, stop string absent and output a prefix, usage sums).
@@ -169,7 +172,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nibble", default="build/dev/src/cli/nibble")
     ap.add_argument("--model", default=os.path.join(os.path.dirname(__file__), "../../../shared/tokenizers/qwen3"))
-    ap.add_argument("--fake-runner", action="store_true", default=True)
+    ap.add_argument("--real-model", dest="fake_runner", action="store_false", default=True,
+                    help="serve MODEL's weights (e.g. a `nibble make-model --tokenizer` checkpoint) instead of the fake runner")
     ap.add_argument("--url", help="use a running server instead of starting one")
     ap.add_argument("--served-model-name", default="tiny")
     args = ap.parse_args()
