@@ -33,6 +33,7 @@ CpuFeatures detect() {
       f.avx512bw = zmm_ok && ((ebx >> 30) & 1);
       f.avx512vl = zmm_ok && ((ebx >> 31) & 1);
       f.avx512vnni = zmm_ok && ((ecx >> 11) & 1);
+      f.avx512vbmi = zmm_ok && ((ecx >> 1) & 1);
     }
     if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avx512bf16 = zmm_ok && ((eax >> 5) & 1);
     f.fma = f.fma && ymm_ok;
@@ -71,6 +72,7 @@ std::string CpuFeatures::describe() const {
   add(avx512vl, "avx512vl");
   add(avx512bf16, "avx512bf16");
   add(avx512vnni, "avx512vnni");
+  add(avx512vbmi, "avx512vbmi");
   add(neon, "neon");
   add(dotprod, "dotprod");
   add(bf16, "bf16");

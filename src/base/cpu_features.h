@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512bf16 = false;
   bool avx512vnni = false;
+  bool avx512vbmi = false;  // vpermb / vpermi2b byte permutes
   // aarch64
   bool neon = false;
   bool dotprod = false;

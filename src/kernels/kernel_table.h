@@ -75,16 +75,22 @@ struct IsaInfo {
   std::string_view name;
   bool (*supported)();                // does this CPU run it?
   void (*register_fn)(KernelTable&);  // overwrites the entries it implements
+  // The ISA's matmuls round activations (to BF16, or to int8 per block for 4-bit weights) to use
+  // dot-product instructions, as vLLM (BF16 activations) and llama.cpp (Q8 activations) do. The
+  // ISAs without it keep activations in fp32 and match the reference to summation order.
+  bool rounds_activations;
 };
 
 // The ISAs this build knows, slowest first ("ref" first; it fills every entry).
 const std::vector<IsaInfo>& known_isas();
 
 // Builds a table: "ref" bodies, then every supported ISA up to and including `isa` (empty = the
-// fastest supported). An unknown or unsupported ISA is an error listing the available ones.
-base::Result<KernelTable> make_kernel_table(std::string_view isa);
+// fastest supported; with exact_activations, ISAs that round activations are left out). An unknown or unsupported ISA is an error listing the available ones.
+base::Result<KernelTable> make_kernel_table(std::string_view isa, bool exact_activations = false);
 
-// The process-wide table, built once from NIBBLE_ISA (unset = fastest supported).
+// The process-wide table, built once from NIBBLE_ISA (unset = fastest supported). With
+// NIBBLE_EXACT=1 and no NIBBLE_ISA, the fastest ISA that keeps activations in fp32 is chosen
+// instead (golden tests against fp32 references use it).
 base::Result<const KernelTable*> kernel_table();
 
 }  // namespace nibble::kernels
