@@ -11,22 +11,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/arm_neon/neon_common.h"
+
 namespace nibble::kernels::neon {
 namespace {
 
-constexpr int kLanes = 4;
-constexpr int kTileRows = 8;
-constexpr int kTileTokens = 8;
-constexpr int64_t kKc = 512;
-constexpr int64_t kGemmMinTokens = 4;
-
-inline int64_t imin(int64_t a, int64_t b) {
-  return a < b ? a : b;
-}
-
-inline float hsum(float32x4_t v) {
-  return vaddvq_f32(v);
-}
 inline float hmax(float32x4_t v) {
   return vmaxvq_f32(v);
 }
@@ -75,16 +64,6 @@ float32x4_t load_tail(const uint8_t* p, int64_t num_elems) {
   return L::load(staged);
 }
 
-inline float32x4_t load_tail_f32(const float* p, int64_t num_elems) {
-  return load_tail<LoadF32>(reinterpret_cast<const uint8_t*>(p), num_elems);
-}
-
-inline void store_tail(float* p, float32x4_t v, int64_t num_elems) {
-  alignas(16) float staged[kLanes];
-  vst1q_f32(staged, v);
-  std::memcpy(p, staged, static_cast<size_t>(num_elems) * sizeof(float));
-}
-
 template <typename L>
 void decode_range(const uint8_t* row, int64_t k0, int64_t num_elems, float* out) {
   const uint8_t* p = row + k0 * L::kElemBytes;
@@ -122,72 +101,20 @@ void gemv_rows(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n
   }
 }
 
-template <int kVecs>
-void micro_tile(const float* xt, const float* wp, int64_t num_k, float* tile) {
-  float32x4_t acc[kTileRows][kVecs];
-  for (int r = 0; r < kTileRows; ++r) {
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = vdupq_n_f32(0.0f);
-  }
-  for (int64_t k = 0; k < num_k; ++k) {
-    float32x4_t xv[kVecs];
-    for (int v = 0; v < kVecs; ++v) xv[v] = vld1q_f32(xt + k * kTileTokens + v * kLanes);
-#pragma GCC unroll 8
-    for (int r = 0; r < kTileRows; ++r) {
-      const float b = wp[r * kKc + k];
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = vfmaq_n_f32(acc[r][v], xv[v], b);
-    }
-  }
-  for (int r = 0; r < kTileRows; ++r) {
-    for (int v = 0; v < kVecs; ++v) vst1q_f32(tile + r * kTileTokens + v * kLanes, acc[r][v]);
-  }
-}
-
+// Decodes row n, columns [k0, k0 + num_elems) of a plain-format weight (for gemm()).
 template <typename L>
-void gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
-          int64_t ldy) {
-  const int64_t num_cols = w.num_cols;
-  alignas(16) float xt[kKc * kTileTokens];
-  alignas(16) float wp[kTileRows * kKc];
-  alignas(16) float tile[kTileRows * kTileTokens];
-  for (int64_t m0 = 0; m0 < num_tokens; m0 += kTileTokens) {
-    const int64_t num_m = imin(kTileTokens, num_tokens - m0);
-    for (int64_t k0 = 0; k0 < num_cols; k0 += kKc) {
-      const int64_t num_k = imin(kKc, num_cols - k0);
-      for (int64_t kk = 0; kk < num_k; ++kk) {
-        float* dst = xt + kk * kTileTokens;
-        for (int64_t j = 0; j < num_m; ++j) dst[j] = x[(m0 + j) * num_cols + k0 + kk];
-        for (int64_t j = num_m; j < kTileTokens; ++j) dst[j] = 0.0f;
-      }
-      for (int64_t n0 = n_begin; n0 < n_end; n0 += kTileRows) {
-        const int64_t num_n = imin(kTileRows, n_end - n0);
-        for (int64_t r = 0; r < kTileRows; ++r) {
-          if (r < num_n) {
-            decode_range<L>(w.data + (n0 + r) * w.row_bytes, k0, num_k, wp + r * kKc);
-          } else {
-            std::memset(wp + r * kKc, 0, static_cast<size_t>(num_k) * sizeof(float));
-          }
-        }
-        if (num_m > kLanes) {
-          micro_tile<2>(xt, wp, num_k, tile);
-        } else {
-          micro_tile<1>(xt, wp, num_k, tile);
-        }
-        for (int64_t r = 0; r < num_n; ++r) {
-          for (int64_t j = 0; j < num_m; ++j) {
-            float& dst = y[(m0 + j) * ldy + n0 + r];
-            dst = k0 == 0 ? tile[r * kTileTokens + j] : dst + tile[r * kTileTokens + j];
-          }
-        }
-      }
-    }
+struct PlainDecoder {
+  const MatWeight& w;
+  void decode(int64_t n, int64_t k0, int64_t num_elems, float* out) const {
+    decode_range<L>(w.data + n * w.row_bytes, k0, num_elems, out);
   }
-}
+};
 
 template <typename L>
 void matmul(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
             int64_t ldy) {
   if (num_tokens >= kGemmMinTokens) {
-    gemm<L>(x, num_tokens, w, n_begin, n_end, y, ldy);
+    gemm(PlainDecoder<L>{w}, x, num_tokens, w.num_cols, n_begin, n_end, y, ldy);
     return;
   }
   int64_t n = n_begin;
@@ -396,6 +323,7 @@ void register_neon(KernelTable& table) {
   table.attention = &attention;
   table.fma_probe = &fma_probe;
   table.read_probe = &read_probe;
+  register_neon_quant(table);
 }
 
 }  // namespace nibble::kernels::neon
