@@ -1,7 +1,28 @@
-// NEON bodies (4 fp32 lanes per register, 32 registers). Same structure as the x86 bodies (see
-// x86_avx512/avx512_kernels.cpp): GEMV streams four weight rows at once for decode; GEMM uses an
-// 8-row x 8-token register tile (16 accumulators) over tokens transposed into xt[k][8] and weight
-// rows decoded into wp[8][k] on the stack. Tails go through zero-padded staging buffers.
+// aarch64 NEON (Advanced SIMD) bodies: 4 fp32 lanes per q register, 32 registers. Only the ASIMD
+// baseline is used (no dotprod / i8mm / bf16 / SVE), so they run on every aarch64 CPU (the DGX
+// Spark's Cortex-X925 / A725 included) and under qemu-user; activations stay fp32 throughout, so
+// every matmul matches the scalar reference to summation order (isa_kernel_test.cpp: NMSE <= 1e-10,
+// ~2e-13 measured for every format).
+//
+// Files:
+//  - neon_common.h: register helpers and the fp32 GEMM driver with its register tile, shared by
+//    the two translation units below (same flags, so sharing inline code is safe).
+//  - neon_kernels.cpp (this file): plain formats F32 / BF16 / F16 (matmul, decode_row) and the
+//    elementwise ops (rmsnorm, rope, softmax, silu_mul, dot, axpy, attention, bench probes).
+//  - neon_quant.cpp: block-quantized formats (NVFP4, NVFP4-CT, MXFP4, FP8 tensor / channel /
+//    128x128): matmul and decode_row; its file comment describes the decoding (4-bit codes by
+//    vqtbl1q lookups, E4M3 by fp16 bit conversion, times the block multiplier exactly as
+//    formats::dequantize_row).
+//
+// Matmul shapes, as in the x86 bodies (x86_avx512/avx512_kernels.cpp):
+//  - GEMV (fewer than kGemmMinTokens = 4 tokens, decode): the weights are read once, decoded in
+//    registers and multiplied with every token's row (plain formats: four rows at a time).
+//  - GEMM (prefill, batches): an 8-row x 8-token register tile (16 accumulators, vfmaq_n_f32 with
+//    the weight as the scalar). Per K block of 512 the tokens are transposed into xt[k][8] and 8
+//    weight rows decoded into wp[8][k] (both on the stack); the weights are never dequantized as
+//    a whole.
+// Tails go through zero-padded staging buffers (NEON has no masked loads); nothing reads past
+// the end of a row.
 //
 // No std:: templates over vector or float types here (see the AVX-512 file for why).
 #include "kernels/arm_neon/neon_kernels.h"
