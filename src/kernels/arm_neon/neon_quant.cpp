@@ -4,10 +4,11 @@
 // Decoding works on chunks of 16 columns (four q registers). Every block size (16, 32, 128) is a
 // multiple of 16 and a whole-row block covers the row, so one chunk has one block multiplier.
 //  - 4-bit codes (E2M1): 8 bytes split into low / high nibbles and zipped back into element
-//    order (element 2j is the low nibble of byte j), then looked up with vqtbl1q_u8 in four
-//    16-byte tables, one per byte of the fp32 value of each code; zipping the four byte planes
-//    gives the 16 fp32 values. The tables are built from the element codec, so the values are
-//    the codec's own, bit for bit.
+//    order (element 2j is the low nibble of byte j), then looked up with vqtbl1q_u8 in two
+//    16-byte tables, the low and high bytes of the fp16 value of each code; zipping the two
+//    byte planes gives 16 fp16 values, widened exactly to fp32 with fcvtl. The tables are built
+//    from the element codec (every E2M1 value is exact in fp16), so the values are the codec's
+//    own, bit for bit. A 4-bit codec with a value fp16 cannot hold keeps the reference body.
 //  - 8-bit codes (E4M3): by bit conversion. Magnitude bits << 7 with the sign in bit 15 are an
 //    fp16 whose value is 2^-8 times the E4M3 value (exponent bias 7 against 15; E4M3 subnormals
 //    land on fp16 subnormals with the same factor), widened with fcvtl and multiplied by 256,
@@ -27,6 +28,7 @@
 
 #include <cstring>
 
+#include "base/float16.h"
 #include "base/status.h"
 #include "formats/block_format.h"
 #include "kernels/arm_neon/neon_common.h"
@@ -50,12 +52,13 @@ inline void e4m3_bits_to_f32(uint8x16_t codes, float32x4_t out[4]) {
   out[3] = vmulq_f32(vcvt_high_f32_f16(vreinterpretq_f16_u16(hi)), k256);
 }
 
-// Per weight format, computed once: the element value of every code, the 4-bit table as byte
-// planes, the scale value of every 1-byte scale code, and whether e4m3_bits_to_f32 reproduces
+// Per weight format, computed once: the element value of every code, the 4-bit codes' fp16
+// values as two byte planes, the scale value of every 1-byte scale code, and whether e4m3_bits_to_f32 reproduces
 // the element codec.
 struct FormatTables {
   alignas(16) float elem[256] = {};
-  alignas(16) uint8_t plane[4][16] = {};
+  alignas(16) uint8_t half_plane[2][16] = {};  // byte b of the fp16 value of each 4-bit code
+  bool f16_exact = false;                      // every 4-bit code's value is exact in fp16
   float scale[256] = {};
   bool fp8_bits = false;
 };
@@ -69,10 +72,14 @@ struct AllTables {
       FormatTables& t = of[f];
       const int num_codes = bf->element->bits == 4 ? 16 : 256;
       for (int c = 0; c < num_codes; ++c) t.elem[c] = bf->element->decode(static_cast<uint8_t>(c));
+      t.f16_exact = bf->element->bits == 4;
       for (int c = 0; c < 16; ++c) {
         uint32_t bits;
         std::memcpy(&bits, &t.elem[c], 4);
-        for (int b = 0; b < 4; ++b) t.plane[b][c] = static_cast<uint8_t>(bits >> (8 * b));
+        const uint16_t half = base::float_to_f16(t.elem[c]);
+        t.half_plane[0][c] = static_cast<uint8_t>(half & 0xFF);
+        t.half_plane[1][c] = static_cast<uint8_t>(half >> 8);
+        if (base::float_bits(base::f16_to_float(half)) != bits) t.f16_exact = false;
       }
       if (bf->scale->bytes == 1) {
         for (int c = 0; c < 256; ++c) t.scale[c] = bf->scale->value(static_cast<uint32_t>(c));
@@ -100,7 +107,11 @@ const FormatTables& tables_of(WeightFormat format) {
   return tables.of[static_cast<int>(format)];
 }
 
-enum class CodeKind { kFourBit, kFp8Bits, kByteTable };
+enum class CodeKind {
+  kFourBit,    // 4-bit codes through the fp16 tables
+  kFp8Bits,     // E4M3 by bit conversion
+  kByteTable,   // 8-bit codes through the 256-entry table
+};
 
 CodeKind code_kind(WeightFormat format) {
   if (block_format_of(format)->element->bits == 4) return CodeKind::kFourBit;
@@ -119,7 +130,7 @@ class QuantDecoder {
     if (scale_bytes_ == 1) {
       for (int c = 0; c < 256; ++c) scale_lut_[c] = format_.multiplier(tables_.scale[c], w.tensor_scale);
     }
-    for (int b = 0; b < 4; ++b) plane_[b] = vld1q_u8(tables_.plane[b]);
+    for (int b = 0; b < 2; ++b) half_plane_[b] = vld1q_u8(tables_.half_plane[b]);
   }
 
   int64_t tile_cols() const { return tile_cols_; }
@@ -185,23 +196,19 @@ class QuantDecoder {
   }
 
  private:
-  // 4-bit: 8 bytes -> 16 codes in element order -> values through the byte-plane tables.
+  // 4-bit: 8 bytes -> 16 codes in element order -> fp16 values through the byte-plane tables.
   void values(uint8x8_t bytes, float32x4_t v[4]) const {
     const uint8x8_t low = vand_u8(bytes, vdup_n_u8(0x0F));
     const uint8x8_t high = vshr_n_u8(bytes, 4);
     const uint8x16_t codes = vcombine_u8(vzip1_u8(low, high), vzip2_u8(low, high));
-    const uint8x16_t b0 = vqtbl1q_u8(plane_[0], codes);
-    const uint8x16_t b1 = vqtbl1q_u8(plane_[1], codes);
-    const uint8x16_t b2 = vqtbl1q_u8(plane_[2], codes);
-    const uint8x16_t b3 = vqtbl1q_u8(plane_[3], codes);
-    const uint16x8_t lo01 = vreinterpretq_u16_u8(vzip1q_u8(b0, b1));  // low halves, elements 0..7
-    const uint16x8_t hi01 = vreinterpretq_u16_u8(vzip2q_u8(b0, b1));  // elements 8..15
-    const uint16x8_t lo23 = vreinterpretq_u16_u8(vzip1q_u8(b2, b3));  // high halves
-    const uint16x8_t hi23 = vreinterpretq_u16_u8(vzip2q_u8(b2, b3));
-    v[0] = vreinterpretq_f32_u16(vzip1q_u16(lo01, lo23));
-    v[1] = vreinterpretq_f32_u16(vzip2q_u16(lo01, lo23));
-    v[2] = vreinterpretq_f32_u16(vzip1q_u16(hi01, hi23));
-    v[3] = vreinterpretq_f32_u16(vzip2q_u16(hi01, hi23));
+    const uint8x16_t lo = vqtbl1q_u8(half_plane_[0], codes);
+    const uint8x16_t hi = vqtbl1q_u8(half_plane_[1], codes);
+    const float16x8_t h0 = vreinterpretq_f16_u8(vzip1q_u8(lo, hi));  // elements 0..7
+    const float16x8_t h1 = vreinterpretq_f16_u8(vzip2q_u8(lo, hi));  // elements 8..15
+    v[0] = vcvt_f32_f16(vget_low_f16(h0));
+    v[1] = vcvt_high_f32_f16(h0);
+    v[2] = vcvt_f32_f16(vget_low_f16(h1));
+    v[3] = vcvt_high_f32_f16(h1);
   }
 
   // 8-bit: 16 codes -> values, by bit conversion when it is exact, else through the table.
@@ -223,7 +230,7 @@ class QuantDecoder {
   const MatWeight& w_;
   const formats::BlockFormat& format_;
   const FormatTables& tables_;
-  uint8x16_t plane_[4];
+  uint8x16_t half_plane_[2];
   float scale_lut_[256] = {};
   int64_t tile_cols_ = 1;
   int scale_bytes_ = 1;
@@ -336,6 +343,7 @@ void register_neon_quant(KernelTable& table) {
   for (int f = 0; f < kNumWeightFormats; ++f) {
     const formats::BlockFormat* bf = block_format_of(static_cast<WeightFormat>(f));
     if (bf == nullptr || (bf->element->bits != 4 && bf->element->bits != 8)) continue;
+    if (bf->element->bits == 4 && !tables_of(static_cast<WeightFormat>(f)).f16_exact) continue;
     table.matmul[f] = &matmul_quant;
     table.decode_row[f] = &decode_row_quant;
   }
