@@ -121,7 +121,7 @@ TEST_P(IsaCodesTest, EveryCodeDecodesAndMultipliesLikeRef) {
             << name << " row " << r << " col " << c << ": " << row[c] << " vs " << row_ref[c];
       }
     }
-    for (int64_t m : {1, 2, 3, 4, 9}) {
+    for (int64_t m : {1, 2, 3, 4, 9, 41}) {  // 41: more than one GEMM token group
       std::vector<float> x(static_cast<size_t>(m * num_cols));
       for (auto& v : x) v = dist(rng);
       std::vector<float> y_ref(static_cast<size_t>(m * num_rows)), y(y_ref.size());

@@ -19,7 +19,7 @@ void register_neon_quant(KernelTable& table);
 inline constexpr int kLanes = 4;
 inline constexpr int kTileRows = 8;         // weight rows per GEMM micro-tile
 inline constexpr int kTileTokens = 8;       // tokens per GEMM micro-tile (two q registers)
-inline constexpr int64_t kKc = 512;         // K block of the GEMM (xt 16 KiB + wp 16 KiB on the stack)
+inline constexpr int64_t kKc = 512;         // K block of the GEMM (xt 64 KiB + wp 16 KiB on the stack)
 inline constexpr int64_t kGemmMinTokens = 4;  // from this many tokens on, matmuls take the GEMM
 
 inline int64_t imin(int64_t a, int64_t b) {
@@ -64,24 +64,34 @@ void micro_tile(const float* xt, const float* wp, int64_t num_k, float* tile) {
   }
 }
 
-// Y[m, n] for n in [n_begin, n_end), all tokens: per K block of kKc columns the tokens are
-// transposed into xt[k][8] and 8 weight rows decoded to fp32 into wp[8][k] by
-// `decoder.decode(n, k0, num_elems, out)` (k0 is always a multiple of kKc), then one register
-// tile multiplies them. The weights are never dequantized as a whole.
+// Y[m, n] for n in [n_begin, n_end), all tokens. Tokens go in groups of up to kGroupTiles
+// register tiles (32 tokens); per group and K block of kKc columns each tile's tokens are
+// transposed into xt[tile][k][8], then per 8 weight rows the rows are decoded to fp32 into
+// wp[8][k] by `decoder.decode(n, k0, num_elems, out)` (k0 is always a multiple of kKc) once and
+// multiplied with every tile of the group, so a decode is shared by 32 tokens. The weights are
+// never dequantized as a whole. Each output sums its K blocks in order, whatever the grouping.
+inline constexpr int kGroupTiles = 4;
+
 template <typename D>
 void gemm(const D& decoder, const float* x, int64_t num_tokens, int64_t num_cols, int64_t n_begin,
           int64_t n_end, float* y, int64_t ldy) {
-  alignas(16) float xt[kKc * kTileTokens];  // [k][token] of one K block
-  alignas(16) float wp[kTileRows * kKc];    // [row][k] of one K block
+  alignas(16) float xt[kGroupTiles][kKc * kTileTokens];  // [tile][k][token] of one K block, 64 KiB
+  alignas(16) float wp[kTileRows * kKc];                 // [row][k] of one K block
   alignas(16) float tile[kTileRows * kTileTokens];
-  for (int64_t m0 = 0; m0 < num_tokens; m0 += kTileTokens) {
-    const int64_t num_m = imin(kTileTokens, num_tokens - m0);
+  constexpr int64_t kGroupTokens = kGroupTiles * kTileTokens;
+  for (int64_t g0 = 0; g0 < num_tokens; g0 += kGroupTokens) {
+    const int64_t group_tokens = imin(kGroupTokens, num_tokens - g0);
+    const int64_t num_tiles = (group_tokens + kTileTokens - 1) / kTileTokens;
     for (int64_t k0 = 0; k0 < num_cols; k0 += kKc) {
       const int64_t num_k = imin(kKc, num_cols - k0);
-      for (int64_t kk = 0; kk < num_k; ++kk) {
-        float* dst = xt + kk * kTileTokens;
-        for (int64_t j = 0; j < num_m; ++j) dst[j] = x[(m0 + j) * num_cols + k0 + kk];
-        for (int64_t j = num_m; j < kTileTokens; ++j) dst[j] = 0.0f;
+      for (int64_t t = 0; t < num_tiles; ++t) {
+        const int64_t m0 = g0 + t * kTileTokens;
+        const int64_t num_m = imin(kTileTokens, num_tokens - m0);
+        for (int64_t kk = 0; kk < num_k; ++kk) {
+          float* dst = xt[t] + kk * kTileTokens;
+          for (int64_t j = 0; j < num_m; ++j) dst[j] = x[(m0 + j) * num_cols + k0 + kk];
+          for (int64_t j = num_m; j < kTileTokens; ++j) dst[j] = 0.0f;
+        }
       }
       for (int64_t n0 = n_begin; n0 < n_end; n0 += kTileRows) {
         const int64_t num_n = imin(kTileRows, n_end - n0);
@@ -92,15 +102,19 @@ void gemm(const D& decoder, const float* x, int64_t num_tokens, int64_t num_cols
             std::memset(wp + r * kKc, 0, static_cast<size_t>(num_k) * sizeof(float));
           }
         }
-        if (num_m > kLanes) {
-          micro_tile<2>(xt, wp, num_k, tile);
-        } else {
-          micro_tile<1>(xt, wp, num_k, tile);
-        }
-        for (int64_t r = 0; r < num_n; ++r) {
-          for (int64_t j = 0; j < num_m; ++j) {
-            float& dst = y[(m0 + j) * ldy + n0 + r];
-            dst = k0 == 0 ? tile[r * kTileTokens + j] : dst + tile[r * kTileTokens + j];
+        for (int64_t t = 0; t < num_tiles; ++t) {
+          const int64_t m0 = g0 + t * kTileTokens;
+          const int64_t num_m = imin(kTileTokens, num_tokens - m0);
+          if (num_m > kLanes) {
+            micro_tile<2>(xt[t], wp, num_k, tile);
+          } else {
+            micro_tile<1>(xt[t], wp, num_k, tile);
+          }
+          for (int64_t r = 0; r < num_n; ++r) {
+            for (int64_t j = 0; j < num_m; ++j) {
+              float& dst = y[(m0 + j) * ldy + n0 + r];
+              dst = k0 == 0 ? tile[r * kTileTokens + j] : dst + tile[r * kTileTokens + j];
+            }
           }
         }
       }
