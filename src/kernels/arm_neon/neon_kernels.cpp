@@ -17,10 +17,11 @@
 // Matmul shapes, as in the x86 bodies (x86_avx512/avx512_kernels.cpp):
 //  - GEMV (fewer than kGemmMinTokens = 4 tokens, decode): the weights are read once, decoded in
 //    registers and multiplied with every token's row (plain formats: four rows at a time).
-//  - GEMM (prefill, batches): an 8-row x 8-token register tile (16 accumulators, vfmaq_n_f32 with
-//    the weight as the scalar). Per K block of 512 the tokens are transposed into xt[k][8] and 8
-//    weight rows decoded into wp[8][k] (both on the stack); the weights are never dequantized as
-//    a whole.
+//  - GEMM (kGemmMinTokens tokens or more: prefill, batches): an 8-row x 8-token register tile
+//    (16 accumulators, vfmaq_n_f32 with the weight as the scalar). Per group of 32 tokens and K
+//    block of 512 the tokens are transposed into xt[tile][k][8], and 8 weight rows at a time are
+//    decoded into wp[8][k] once and used by the group's four tiles (all on the stack, 80 KiB);
+//    the weights are never dequantized as a whole.
 // Tails go through zero-padded staging buffers (NEON has no masked loads); nothing reads past
 // the end of a row.
 //

@@ -22,8 +22,8 @@
 // Matmul shapes:
 //  - GEMV (fewer than kGemmMinTokens tokens, decode): one pass over each weight row, decoded in
 //    registers and multiplied into up to 3 tokens at once (4 accumulators per token).
-//  - GEMM: rows decoded to fp32 one K block at a time into the GEMM driver's panel, then the
-//    shared fp32 8 x 8 register tile (neon_common.h).
+//  - GEMM: rows decoded to fp32 one K block at a time into the GEMM driver's panel (once per 32
+//    tokens), then the shared fp32 8 x 8 register tile (neon_common.h).
 #include <arm_neon.h>
 
 #include <cstring>
@@ -124,6 +124,7 @@ class QuantDecoder {
   explicit QuantDecoder(const MatWeight& w)
       : w_(w), format_(*block_format_of(w.format)), tables_(tables_of(w.format)) {
     tile_cols_ = format_.block_cols == formats::kWholeDim ? w.num_cols : format_.block_cols;
+    if (tile_cols_ <= 0) tile_cols_ = kChunk;  // an empty row: no block, and no division by 0
     NIBBLE_CHECK(tile_cols_ % kChunk == 0 || tile_cols_ >= w.num_cols,
                  "NEON decode needs blocks of a multiple of 16 columns");
     scale_bytes_ = format_.scale->bytes;
