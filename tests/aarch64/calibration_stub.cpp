@@ -9,7 +9,8 @@ base::Result<std::vector<int32_t>> read_token_file(const std::string& path, cons
 }
 
 base::Result<std::map<std::string, float>> collect_activation_amax(const std::string& model_dir,
-                                                                   const std::vector<int32_t>&, int64_t, int) {
+                                                                   const std::vector<int32_t>&, int64_t,
+                                                                   int) {
   return base::unsupported(model_dir + ": calibration is not built into the aarch64 kernel tests");
 }
 

@@ -69,7 +69,8 @@ std::vector<int32_t> greedy_under(const std::string& isa, const std::string& mod
     }
     auto ids = greedy_here(model_dir);
     if (!ids.ok()) {
-      std::fprintf(stderr, "%s under %s: %s\n", model_dir.c_str(), isa.c_str(), ids.status().message().c_str());
+      std::fprintf(stderr, "%s under %s: %s\n", model_dir.c_str(), isa.c_str(),
+                   ids.status().message().c_str());
       ::_exit(1);
     }
     const auto bytes = static_cast<ssize_t>(ids->size() * sizeof(int32_t));
@@ -82,7 +83,8 @@ std::vector<int32_t> greedy_under(const std::string& isa, const std::string& mod
   while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) ids.insert(ids.end(), buf, buf + n / 4);
   ::close(fds[0]);
   int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return {};
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return {};
   return ids;
 }
 

@@ -17,9 +17,9 @@ namespace nibble::kernels::neon {
 void register_neon_quant(KernelTable& table);
 
 inline constexpr int kLanes = 4;
-inline constexpr int kTileRows = 8;         // weight rows per GEMM micro-tile
-inline constexpr int kTileTokens = 8;       // tokens per GEMM micro-tile (two q registers)
-inline constexpr int64_t kKc = 512;         // K block of the GEMM (xt 64 KiB + wp 16 KiB on the stack)
+inline constexpr int kTileRows = 8;           // weight rows per GEMM micro-tile
+inline constexpr int kTileTokens = 8;         // tokens per GEMM micro-tile (two q registers)
+inline constexpr int64_t kKc = 512;           // K block of the GEMM (xt 64 KiB + wp 16 KiB on the stack)
 inline constexpr int64_t kGemmMinTokens = 4;  // from this many tokens on, matmuls take the GEMM
 
 inline int64_t imin(int64_t a, int64_t b) {

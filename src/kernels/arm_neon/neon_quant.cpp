@@ -53,8 +53,8 @@ inline void e4m3_bits_to_f32(uint8x16_t codes, float32x4_t out[4]) {
 }
 
 // Per weight format, computed once: the element value of every code, the 4-bit codes' fp16
-// values as two byte planes, the scale value of every 1-byte scale code, and whether e4m3_bits_to_f32 reproduces
-// the element codec.
+// values as two byte planes, the scale value of every 1-byte scale code, and whether
+// e4m3_bits_to_f32 reproduces the element codec.
 struct FormatTables {
   alignas(16) float elem[256] = {};
   alignas(16) uint8_t half_plane[2][16] = {};  // byte b of the fp16 value of each 4-bit code
@@ -94,7 +94,8 @@ struct AllTables {
           alignas(16) float got[16];
           for (int i = 0; i < 4; ++i) vst1q_f32(got + 4 * i, v[i]);
           for (int i = 0; i < 16; ++i) {
-            if ((codes[i] & 0x7F) != 0x7F && std::memcmp(&got[i], &t.elem[c0 + i], 4) != 0) t.fp8_bits = false;
+            if ((codes[i] & 0x7F) != 0x7F && std::memcmp(&got[i], &t.elem[c0 + i], 4) != 0)
+              t.fp8_bits = false;
           }
         }
       }
@@ -109,8 +110,8 @@ const FormatTables& tables_of(WeightFormat format) {
 
 enum class CodeKind {
   kFourBit,    // 4-bit codes through the fp16 tables
-  kFp8Bits,     // E4M3 by bit conversion
-  kByteTable,   // 8-bit codes through the 256-entry table
+  kFp8Bits,    // E4M3 by bit conversion
+  kByteTable,  // 8-bit codes through the 256-entry table
 };
 
 CodeKind code_kind(WeightFormat format) {
@@ -275,7 +276,8 @@ void gemv(const QuantDecoder<kKind>& d, const float* x, int64_t num_cols, int64_
       for (int t = 0; t < kTokens; ++t) {
         alignas(16) float xs[kChunk] = {};
         std::memcpy(xs, x + t * num_cols + k_main, static_cast<size_t>(count) * sizeof(float));
-        for (int i = 0; i < 4; ++i) acc[t][i] = vfmaq_f32(acc[t][i], vld1q_f32(wt + 4 * i), vld1q_f32(xs + 4 * i));
+        for (int i = 0; i < 4; ++i)
+          acc[t][i] = vfmaq_f32(acc[t][i], vld1q_f32(wt + 4 * i), vld1q_f32(xs + 4 * i));
       }
     }
     for (int t = 0; t < kTokens; ++t) {
