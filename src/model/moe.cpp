@@ -192,7 +192,14 @@ void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& k
   const int64_t num_experts = num_experts_;
   const int64_t k = top_k_;
   // router_logits = h · routerᵀ (+ bias)
-  kernels::matmul(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
+  // The router is small ([E, H]): a decode step runs it on the calling thread rather than paying a
+  // pool region for it; prefill batches split it across the pool.
+  if (num_tokens <= 4) {
+    kernels.matmul[static_cast<int>(layer.router.format)](h, num_tokens, layer.router, 0, layer.router.num_rows,
+                                                          router_logits_.data(), layer.router.num_rows);
+  } else {
+    kernels::matmul(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
+  }
   for (int64_t t = 0; t < num_tokens; ++t) {
     float* logits = router_logits_.data() + t * num_experts;
     if (!layer.router_bias.empty()) kernels.axpy(1.0f, layer.router_bias.data(), num_experts, logits);
