@@ -105,6 +105,16 @@ double decode_weight_bytes_per_token(const ModelConfig& config, uint64_t weight_
   return bytes;
 }
 
+namespace {
+MoeObserver g_moe_observer = nullptr;
+void* g_moe_observer_ctx = nullptr;
+}  // namespace
+
+void set_moe_observer(MoeObserver fn, void* ctx) {
+  g_moe_observer = fn;
+  g_moe_observer_ctx = ctx;
+}
+
 bool is_sparse_layer(const ModelConfig& config, int64_t layer_idx) {
   const MoeConfig& m = config.moe;
   if (m.num_experts <= 0) return false;
@@ -192,14 +202,7 @@ void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& k
   const int64_t num_experts = num_experts_;
   const int64_t k = top_k_;
   // router_logits = h · routerᵀ (+ bias)
-  // The router is small ([E, H]): a decode step runs it on the calling thread rather than paying a
-  // pool region for it; prefill batches split it across the pool.
-  if (num_tokens <= 4) {
-    kernels.matmul[static_cast<int>(layer.router.format)](h, num_tokens, layer.router, 0, layer.router.num_rows,
-                                                          router_logits_.data(), layer.router.num_rows);
-  } else {
-    kernels::matmul(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
-  }
+  kernels::matmul(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
   for (int64_t t = 0; t < num_tokens; ++t) {
     float* logits = router_logits_.data() + t * num_experts;
     if (!layer.router_bias.empty()) kernels.axpy(1.0f, layer.router_bias.data(), num_experts, logits);
@@ -283,6 +286,7 @@ void MoeBlock::forward(const MoeLayerWeights& layer, const kernels::KernelTable&
   const bool gpt_oss = kind_ == MoeKind::kGptOss;
   route(layer, kernels, pool, h, num_tokens);
   const int64_t num_assign = num_tokens * top_k_;
+  if (g_moe_observer != nullptr) g_moe_observer(g_moe_observer_ctx, false, h, num_tokens, hidden);
   // Gather each assignment's input row: xe_[slot] = h[token of slot], grouped by expert.
   for (int64_t i = 0; i < num_assign; ++i) {
     std::copy_n(h + static_cast<int64_t>(assign_token_[static_cast<size_t>(i)]) * hidden, hidden,
@@ -334,6 +338,7 @@ void MoeBlock::forward(const MoeLayerWeights& layer, const kernels::KernelTable&
     // Qwen3MoeExperts: act = silu(x·gateᵀ) * (x·upᵀ).
     kernels.silu_mul(gate_up_.data(), act_.data(), num_assign * inter, act_.data());
   }
+  if (g_moe_observer != nullptr) g_moe_observer(g_moe_observer_ctx, true, act_.data(), num_assign, inter);
   // Phase 2: down of every chosen expert.
   jobs_.clear();
   for (int64_t e = 0; e < num_experts_; ++e) {

@@ -67,6 +67,14 @@ base::Result<MoeLayerWeights> load_gpt_oss_moe(const ModelConfig& config, Weight
 base::Result<MoeLayerWeights> load_qwen3_moe_layer(const ModelConfig& config, WeightLoader& loader,
                                                    int64_t layer_idx);
 
+// Calibration hook (nibble quantize --calib-data): when set, every MoeBlock::forward reports the
+// inputs of its expert projections, x [num_rows, num_cols]: down = false for gate/up (the block's
+// input, every token), down = true for down_proj (the activations of every (token, expert)
+// assignment). Blocks run in layer order. Process-wide, like kernels::set_matmul_observer; set it
+// only while one model runs single-request calibration, and clear it (nullptr) afterwards.
+using MoeObserver = void (*)(void* ctx, bool down, const float* x, int64_t num_rows, int64_t num_cols);
+void set_moe_observer(MoeObserver fn, void* ctx);
+
 // Counters of one forward call (summed over layers), for tests and benchmarks.
 struct MoeStats {
   uint64_t experts_run = 0;          // distinct experts chosen by the step's tokens, per layer, summed

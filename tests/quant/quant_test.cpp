@@ -356,6 +356,49 @@ TEST(Quantize, CalibrationWritesSharedInputScales) {
   EXPECT_FALSE(logits_of(q, {1, 2, 3}).empty());
 }
 
+// Qwen3-MoE calibration: every expert module gets an input_scale (vLLM's ModelOpt MoE loaders read
+// w13 / w2 input scales per expert), gate and up share theirs, and the router stays unquantized.
+TEST(Quantize, CalibrationCoversMoeExperts) {
+  TempDir tmp("quant_calib_moe");
+  const std::string in = tmp / "in";
+  model::RandomModelSpec spec;
+  spec.arch = "qwen3-moe";
+  spec.preset = "tiny";
+  spec.vocab_size = 300;
+  ASSERT_TRUE(model::write_random_checkpoint(in, spec).ok());
+  ASSERT_TRUE(base::write_file_atomic(tmp / "calib.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 200 201").ok());
+  for (const std::string format : {"nvfp4", "fp8"}) {
+    const std::string q = tmp / format;
+    auto s = spec_for(format);
+    s.calib_data = tmp / "calib.txt";
+    auto report = quantize_checkpoint(in, q, s);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    auto qc = io::Checkpoint::open(q);
+    ASSERT_TRUE(qc.ok());
+    auto scale = [&](const std::string& name) {
+      const io::TensorInfo* t = qc->find(name + ".input_scale");
+      float v = -1.0f;
+      if (t != nullptr) std::memcpy(&v, t->data, 4);
+      return v;
+    };
+    for (const int layer : {0, 2}) {
+      const std::string p = "model.layers." + std::to_string(layer) + ".mlp.experts.";
+      const float gate0 = scale(p + "0.gate_proj"), down0 = scale(p + "0.down_proj");
+      EXPECT_GT(gate0, 0.0f) << format;
+      EXPECT_GT(down0, 0.0f) << format;
+      EXPECT_NE(gate0, down0) << format;
+      for (int e = 0; e < 8; ++e) {
+        EXPECT_EQ(scale(p + std::to_string(e) + ".gate_proj"), gate0) << format << " expert " << e;
+        EXPECT_EQ(scale(p + std::to_string(e) + ".up_proj"), gate0) << format << " expert " << e;
+        EXPECT_EQ(scale(p + std::to_string(e) + ".down_proj"), down0) << format << " expert " << e;
+      }
+    }
+    EXPECT_GT(scale("model.layers.1.mlp.down_proj"), 0.0f) << "dense layer";
+    EXPECT_EQ(qc->find("model.layers.0.mlp.gate.input_scale"), nullptr) << "router not quantized";
+    EXPECT_FALSE(logits_of(q, {1, 2, 3}).empty());
+  }
+}
+
 TEST(Quantize, RefusesExistingOutputAndCleansUpWhenInterrupted) {
   TempDir tmp("quant_out");
   const std::string in = tmp / "in", q = tmp / "q";
