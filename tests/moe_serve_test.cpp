@@ -52,8 +52,9 @@ int free_port() {
 class ServeProcess {
  public:
   ServeProcess(const std::string& model_dir, int port) {
-    std::vector<std::string> args = {NIBBLE_BINARY, "serve", model_dir, "--port", std::to_string(port),
-                                     "--served-model-name", "m", "--max-model-len", "512", "-t", "1"};
+    std::vector<std::string> args = {
+        NIBBLE_BINARY,     "serve", model_dir, "--port", std::to_string(port), "--served-model-name", "m",
+        "--max-model-len", "512",   "-t",      "1"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -154,8 +155,11 @@ TEST_P(MoeServeTest, CompletionsAndChatStreamingAndNot) {
   }
   ASSERT_TRUE(healthy) << "nibble serve did not become healthy";
 
-  const Json completion = {{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", 12},
-                           {"temperature", 0}, {"ignore_eos", true}};
+  const Json completion = {{"model", "m"},
+                           {"prompt", "Once upon a time"},
+                           {"max_tokens", 12},
+                           {"temperature", 0},
+                           {"ignore_eos", true}};
   int status = 0;
   Json r = post(c, "/v1/completions", completion, &status);
   ASSERT_EQ(status, 200) << r.dump();

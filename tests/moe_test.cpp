@@ -10,14 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "formats/block_format.h"
-#include "kernels/kernel_table.h"
 #include "io/safetensors.h"
+#include "kernels/kernel_table.h"
 #include "model/model.h"
 #include "model/random_checkpoint.h"
 #include "model_test_util.h"
@@ -242,8 +242,8 @@ class MoeBlockTest : public ::testing::TestWithParam<std::tuple<model::MoeKind, 
     }
     const formats::BlockFormat& f = *formats::find_block_format("mxfp4");
     auto layout = formats::tensor_layout(f, w.num_rows, w.num_cols);
-    formats::dequantize_row(f, *layout, w.data + n * w.row_bytes, w.block_scales + n * w.scale_row_bytes, 1.0f,
-                            out.data());
+    formats::dequantize_row(f, *layout, w.data + n * w.row_bytes, w.block_scales + n * w.scale_row_bytes,
+                            1.0f, out.data());
     return out;
   }
 
@@ -267,15 +267,19 @@ class MoeBlockTest : public ::testing::TestWithParam<std::tuple<model::MoeKind, 
       if (kind_ == model::MoeKind::kGptOss) {
         const std::vector<double> gu = matvec(ex.gate_up, h);
         for (int64_t i = 0; i < kInter; ++i) {
-          const double g = std::min(gu[static_cast<size_t>(2 * i)] + ex.gate_up_bias[static_cast<size_t>(2 * i)], 7.0);
-          const double u = std::clamp(gu[static_cast<size_t>(2 * i + 1)] + ex.gate_up_bias[static_cast<size_t>(2 * i + 1)], -7.0, 7.0);
+          const double g =
+              std::min(gu[static_cast<size_t>(2 * i)] + ex.gate_up_bias[static_cast<size_t>(2 * i)], 7.0);
+          const double u =
+              std::clamp(gu[static_cast<size_t>(2 * i + 1)] + ex.gate_up_bias[static_cast<size_t>(2 * i + 1)],
+                         -7.0, 7.0);
           act[static_cast<size_t>(i)] = static_cast<float>((u + 1.0) * g / (1.0 + std::exp(-1.702 * g)));
         }
       } else {
         const std::vector<double> g = matvec(ex.gate, h), u = matvec(ex.up, h);
         for (int64_t i = 0; i < kInter; ++i) {
           const double gi = g[static_cast<size_t>(i)];
-          act[static_cast<size_t>(i)] = static_cast<float>(gi / (1.0 + std::exp(-gi)) * u[static_cast<size_t>(i)]);
+          act[static_cast<size_t>(i)] =
+              static_cast<float>(gi / (1.0 + std::exp(-gi)) * u[static_cast<size_t>(i)]);
         }
       }
       const std::vector<double> y = matvec(ex.down, act.data());
@@ -342,7 +346,8 @@ TEST_P(MoeBlockTest, ReadsEachChosenExpertOnceAndMatchesReference) {
     const std::vector<double> want = reference(h.data() + t * kHidden, ids.data() + t * kTopK, weights);
     for (int64_t c = 0; c < kHidden; ++c) {
       max_abs = std::max(max_abs, std::fabs(want[static_cast<size_t>(c)]));
-      max_diff = std::max(max_diff, std::fabs(want[static_cast<size_t>(c)] - x[static_cast<size_t>(t * kHidden + c)]));
+      max_diff = std::max(max_diff,
+                          std::fabs(want[static_cast<size_t>(c)] - x[static_cast<size_t>(t * kHidden + c)]));
     }
   }
   ASSERT_GT(max_abs, 0.0);
@@ -355,8 +360,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(model::MoeKind::kGptOss, model::MoeKind::kQwen3Moe),
                        ::testing::Values<int64_t>(1, 2, 5, 48)),
     [](const auto& param_info) {
-      return std::string(std::get<0>(param_info.param) == model::MoeKind::kGptOss ? "GptOss" : "Qwen3Moe") + "_T" +
-             std::to_string(std::get<1>(param_info.param));
+      return std::string(std::get<0>(param_info.param) == model::MoeKind::kGptOss ? "GptOss" : "Qwen3Moe") +
+             "_T" + std::to_string(std::get<1>(param_info.param));
     });
 
 }  // namespace

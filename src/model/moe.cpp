@@ -34,9 +34,9 @@ base::Status load_mxfp4_experts(const ModelConfig& config, WeightLoader& loader,
       loader.raw(prefix + "_scales", {num_experts, num_rows, blocks_per_row}, tensor::DType::kU8));
   const formats::BlockFormat& f = mxfp4_format();
   NIBBLE_ASSIGN_OR_RETURN(const formats::TensorLayout layout, formats::tensor_layout(f, num_rows, num_cols));
-  NIBBLE_CHECK(layout.row_bytes == blocks_per_row * 16 && layout.scale_cols == blocks_per_row &&
-                   layout.tile_rows == 1,
-               "mxfp4 layout disagrees with gpt-oss blocks");
+  NIBBLE_CHECK(
+      layout.row_bytes == blocks_per_row * 16 && layout.scale_cols == blocks_per_row && layout.tile_rows == 1,
+      "mxfp4 layout disagrees with gpt-oss blocks");
   const auto expert_data_bytes = static_cast<size_t>(layout.data_bytes());
   const auto expert_scale_bytes = static_cast<size_t>(layout.num_scales());
   for (int64_t e = 0; e < num_experts; ++e) {
@@ -244,7 +244,6 @@ void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& k
   for (int64_t e = num_experts; e > 0; --e) next[e] = next[e - 1];
   next[0] = 0;
 }
-
 
 void MoeBlock::run_jobs(const kernels::KernelTable& kernels, base::ThreadPool& pool) {
   // Work of a job ~ rows x tokens; aim at ~4 tasks per thread over the phase, each at least 16 rows

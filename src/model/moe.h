@@ -134,7 +134,7 @@ class MoeBlock {
     int32_t job;
     int64_t n_begin, n_end;
   };
-  std::vector<Task> tasks_;            // one phase's row ranges
+  std::vector<Task> tasks_;  // one phase's row ranges
 };
 
 }  // namespace nibble::model

@@ -101,7 +101,8 @@ std::string strip_tags(const std::string& text) {
 
 }  // namespace
 
-void HarmonySplitter::feed(const std::string& text, bool final, std::string* reasoning, std::string* content) {
+void HarmonySplitter::feed(const std::string& text, bool final, std::string* reasoning,
+                           std::string* content) {
   pending_ += text;
   auto is_name_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
   for (;;) {
