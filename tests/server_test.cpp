@@ -750,6 +750,36 @@ TEST(ReasoningSplitterTest, SplitsThinkBlocksIncrementally) {
   EXPECT_EQ(content, "ok");
 }
 
+// gpt-oss harmony output (the template's generation prompt ends with "<|start|>assistant"): the
+// analysis channel is reasoning, the final channel content; tags split across any chunk size.
+TEST(HarmonySplitterTest, SplitsChannelsIncrementally) {
+  const std::string out =
+      "<|channel|>analysis<|message|>User says hi. Reply <b>kindly</b>.<|end|>"
+      "<|start|>assistant<|channel|>final<|message|>Hello! a<|b is fine<|return|>";
+  for (size_t chunk = 1; chunk <= out.size(); ++chunk) {
+    HarmonySplitter s;
+    std::string reasoning, content;
+    for (size_t i = 0; i < out.size(); i += chunk) s.feed(out.substr(i, chunk), false, &reasoning, &content);
+    s.feed("", true, &reasoning, &content);
+    EXPECT_EQ(reasoning, "User says hi. Reply <b>kindly</b>.") << chunk;
+    EXPECT_EQ(content, "Hello! a<|b is fine") << chunk;
+  }
+  // A commentary channel with a recipient is content; output that is not harmony at all is
+  // flushed as content at the end, without tags.
+  std::string reasoning, content;
+  HarmonySplitter tool;
+  tool.feed("<|channel|>commentary to=functions.f <|constrain|>json<|message|>{\"a\":1}<|call|>", true,
+            &reasoning, &content);
+  EXPECT_EQ(reasoning, "");
+  EXPECT_EQ(content, "{\"a\":1}");
+  HarmonySplitter plain;
+  content.clear();
+  plain.feed("just text <|end|>more", false, &reasoning, &content);
+  EXPECT_EQ(content, "");
+  plain.feed("", true, &reasoning, &content);
+  EXPECT_EQ(content, "just text more");
+}
+
 TEST(ServerTest, ChatReasoningContent) {
   ServerConfig cfg;
   cfg.reasoning = true;

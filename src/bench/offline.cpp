@@ -105,12 +105,15 @@ base::Result<OfflineResult> run_offline_bench(const OfflineOptions& options) {
   const TokenCost cost = token_cost(config);
   // Parameters in the checkpoint: projections, embeddings (and an untied lm_head), norms.
   const double hidden = static_cast<double>(config.hidden_size);
-  const double total_params = cost.matmul_params +
+  const double total_params = cost.stored_matmul_params +
                               cost.lm_head_params * (config.tie_word_embeddings ? 1 : 2) +
                               hidden * (2 * static_cast<double>(config.num_hidden_layers) + 1);
   r.bytes_per_param = r.weight_bytes / total_params;
-  r.decode_bytes_per_token = decode_bytes_per_token(cost, weight_bytes_read_per_token(config, r.weight_bytes),
-                                                    static_cast<double>(options.num_gen_tokens) / 2);
+  // Mixture-of-experts models say what a token reads (top-k experts, not all); dense ones are
+  // estimated from the config.
+  const double model_bytes = m->decode_weight_bytes_per_token();
+  const double weights_read = model_bytes > 0 ? model_bytes : weight_bytes_read_per_token(config, r.weight_bytes);
+  r.decode_bytes_per_token = decode_bytes_per_token(cost, weights_read, static_cast<double>(options.num_gen_tokens) / 2);
   r.prefill_flops_per_token = prefill_flops_per_token(cost, std::max<int64_t>(options.num_prompt_tokens, 1));
   r.decode_roofline_tok_s = r.read_bytes_per_s / r.decode_bytes_per_token;
   r.prefill_roofline_tok_s = r.fma_flops_per_s / r.prefill_flops_per_token;

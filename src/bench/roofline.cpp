@@ -6,6 +6,8 @@
 #include <memory>
 #include <vector>
 
+#include "model/moe.h"
+
 namespace nibble::bench {
 namespace {
 
@@ -90,8 +92,22 @@ TokenCost token_cost(const model::ModelConfig& config) {
   const double inter = static_cast<double>(config.intermediate_size);
   const double layers = static_cast<double>(config.num_hidden_layers);
   TokenCost c;
-  // q, k, v, o projections and the gated MLP's gate, up, down.
-  c.matmul_params = layers * (hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden + 3 * hidden * inter);
+  // q, k, v, o projections and the gated MLP's gate, up, down; a mixture-of-experts layer has a
+  // router [E, H] and E experts of gate/up/down [I_e, H] (gpt-oss: gate_up [2 I_e, H]), of which a
+  // token multiplies top-k.
+  const double attn = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden;
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    if (model::is_sparse_layer(config, i)) {
+      const double experts = static_cast<double>(config.moe.num_experts);
+      const double expert = 3 * hidden * static_cast<double>(config.moe.expert_intermediate_size);
+      const double router = experts * hidden;
+      c.matmul_params += attn + router + static_cast<double>(config.moe.num_experts_per_tok) * expert;
+      c.stored_matmul_params += attn + router + experts * expert;
+    } else {
+      c.matmul_params += attn + 3 * hidden * inter;
+      c.stored_matmul_params += attn + 3 * hidden * inter;
+    }
+  }
   c.lm_head_params = static_cast<double>(config.vocab_size) * hidden;
   c.kv_bytes_per_pos = layers * 2 * kv_dim * sizeof(float);
   c.attn_flops_per_pos = layers * 4 * q_dim;  // q.k and p.v, 2 FLOPs each per element
@@ -106,7 +122,7 @@ double weight_bytes_read_per_token(const model::ModelConfig& config, double weig
   if (config.tie_word_embeddings) return weight_bytes;
   const TokenCost cost = token_cost(config);
   const double hidden = static_cast<double>(config.hidden_size);
-  const double total = cost.matmul_params + 2 * cost.lm_head_params +
+  const double total = cost.stored_matmul_params + 2 * cost.lm_head_params +
                        hidden * (2 * static_cast<double>(config.num_hidden_layers) + 1);
   return weight_bytes * (1.0 - cost.lm_head_params / total);
 }

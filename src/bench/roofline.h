@@ -29,7 +29,9 @@ Roofline measure_roofline(const kernels::KernelTable& table, base::ThreadPool& p
 
 // What one token costs a Llama-style decoder (model/layers.h), for the roofline ratios.
 struct TokenCost {
-  double matmul_params = 0;       // weights multiplied per token (all layers' projections)
+  double matmul_params = 0;       // weights multiplied per token (all layers' projections; for
+                                  // mixture-of-experts layers the router and top-k experts only)
+  double stored_matmul_params = 0;  // projections in the checkpoint (every expert)
   double lm_head_params = 0;      // vocab_size x hidden_size
   double kv_bytes_per_pos = 0;    // K and V of one position, all layers (fp32 cache)
   double attn_flops_per_pos = 0;  // q.k and p.v FLOPs per (query, key) pair, all layers
@@ -37,7 +39,8 @@ struct TokenCost {
 TokenCost token_cost(const model::ModelConfig& config);
 
 // Decode: bytes read per token = the weight bytes a token reads (every projection and the lm_head
-// once) + the KV cache of `context` positions.
+// once; of a mixture-of-experts layer only the top-k experts it is routed to) + the KV cache of
+// `context` positions.
 double decode_bytes_per_token(const TokenCost& cost, double weight_bytes_read, double context);
 
 // The weight bytes one decode step reads, from the checkpoint's loaded bytes: all of them when the

@@ -36,6 +36,29 @@ TEST(RooflineTest, TokenCostOfQwen3_0_6B) {
                    2 * cost.matmul_params + cost.attn_flops_per_pos + 2 * cost.lm_head_params);
 }
 
+// Mixture of experts (Qwen3-30B-A3B shapes): a token multiplies the router and its top-8 experts,
+// the checkpoint stores all 128; a layer in mlp_only_layers stays dense.
+TEST(RooflineTest, TokenCostOfMoeCountsActiveExperts) {
+  model::ModelConfig c;
+  c.vocab_size = 151936;
+  c.hidden_size = 2048;
+  c.intermediate_size = 6144;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 4;
+  c.head_dim = 128;
+  c.moe.num_experts = 128;
+  c.moe.num_experts_per_tok = 8;
+  c.moe.expert_intermediate_size = 768;
+  c.moe.mlp_only_layers = {1};
+  const TokenCost cost = token_cost(c);
+  // Attention: q 2048x4096, k and v 2048x512 each, o 4096x2048.
+  const double attn = 2.0 * 2048 * 4096 + 2.0 * 2048 * 512;
+  const double expert = 3.0 * 2048 * 768, router = 128.0 * 2048, dense = 3.0 * 2048 * 6144;
+  EXPECT_DOUBLE_EQ(cost.matmul_params, 3 * attn + 2 * (router + 8 * expert) + dense);
+  EXPECT_DOUBLE_EQ(cost.stored_matmul_params, 3 * attn + 2 * (router + 128 * expert) + dense);
+}
+
 TEST(RooflineTest, ProbesOfEveryIsaDoTheirWork) {
   for (const auto& info : kernels::known_isas()) {
     if (!info.supported()) continue;

@@ -18,6 +18,7 @@
 #include "engine/llm_engine.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "server/output_processor.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -171,7 +172,23 @@ int run_model(const RunArgs& args) {
   std::chrono::steady_clock::time_point t_first;
   std::string error_message;
   std::optional<tokenizer::IncrementalDetokenizer> detok;
-  if (tok && !args.print_ids) detok.emplace(tok.get(), /*skip_special_tokens=*/true);
+  // gpt-oss chat: the harmony channels are split, the analysis channel to stderr and the final
+  // answer to stdout (the special tokens are detokenized for the splitter, which drops them).
+  std::optional<server::HarmonySplitter> harmony;
+  if (tok && args.chat && tok->token_to_id("<|channel|>") && tok->token_to_id("<|message|>")) harmony.emplace();
+  if (tok && !args.print_ids) detok.emplace(tok.get(), /*skip_special_tokens=*/!harmony.has_value());
+  auto emit = [&](const std::string& piece, bool final) {
+    if (!harmony) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return;
+    }
+    std::string reasoning, content;
+    harmony->feed(piece, final, &reasoning, &content);
+    std::fwrite(reasoning.data(), 1, reasoning.size(), stderr);
+    std::fwrite(content.data(), 1, content.size(), stdout);
+    std::fflush(stdout);
+  };
   while (auto delta = handle->next()) {
     for (int32_t token : delta->new_token_ids) {
       if (output.empty()) {
@@ -179,9 +196,7 @@ int run_model(const RunArgs& args) {
         t_first = std::chrono::steady_clock::now();
       }
       if (detok) {
-        const std::string piece = detok->step(static_cast<uint32_t>(token));
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
+        emit(detok->step(static_cast<uint32_t>(token)), false);
       } else if (!args.print_ids) {
         std::printf("%s%d", output.empty() ? "" : " ", token);
         std::fflush(stdout);
@@ -198,10 +213,7 @@ int run_model(const RunArgs& args) {
     for (size_t i = 0; i < output.size(); ++i) std::printf("%s%d", i == 0 ? "" : ", ", output[i]);
     std::printf("]\n");
   } else {
-    if (detok) {
-      const std::string rest = detok->flush();
-      std::fwrite(rest.data(), 1, rest.size(), stdout);
-    }
+    if (detok) emit(detok->flush(), true);
     std::printf("\n");
   }
   std::fflush(stdout);

@@ -119,8 +119,11 @@ int serve(const ServeArgs& args) {
   cfg.model_root = args.model_dir;
   cfg.max_model_len = started->max_model_len;
   cfg.default_sampling = started->default_sampling;
+  cfg.harmony = args.reasoning_parser == "harmony" ||
+                (args.reasoning_parser == "auto" && (*text)->has_token("<|channel|>") &&
+                 (*text)->has_token("<|message|>"));
   cfg.reasoning =
-      args.reasoning_parser == "qwen3" ||
+      cfg.harmony || args.reasoning_parser == "qwen3" ||
       (args.reasoning_parser == "auto" && (*text)->has_token("<think>") && (*text)->has_token("</think>"));
   cfg.num_http_threads = args.http_threads;
   cfg.max_body_bytes = static_cast<size_t>(args.max_body_bytes);
@@ -128,7 +131,8 @@ int serve(const ServeArgs& args) {
   if (auto st = server.bind(); !st.ok()) return report_error(st);
   base::log_info("serving " + cfg.served_model_names.front() + " on http://" + args.host + ":" +
                  std::to_string(server.port()) + " (max_model_len " + std::to_string(cfg.max_model_len) +
-                 (cfg.reasoning ? ", reasoning_content from <think>" : "") +
+                 (cfg.harmony ? ", reasoning_content from harmony analysis"
+                              : cfg.reasoning ? ", reasoning_content from <think>" : "") +
                  (cfg.api_key.empty() ? "" : ", API key") + ")");
   if (args.host != "127.0.0.1" && args.host != "localhost" && args.host != "::1" && args.api_key.empty())
     base::log_warn("listening beyond loopback without --api-key: anyone who can reach " + args.host +
@@ -178,8 +182,9 @@ void add_serve(CLI::App& app, CommandFn* run) {
                   "Seconds running requests get to finish after SIGTERM/SIGINT")
       ->check(CLI::Range(0, 3600));
   cmd->add_option("--reasoning-parser", args->reasoning_parser,
-                  "<think> output as reasoning_content: auto (when the vocabulary has <think>), qwen3, none")
-      ->check(CLI::IsMember({"auto", "qwen3", "none"}));
+                  "Chat reasoning as reasoning_content: auto (harmony when the vocabulary has <|channel|>, "
+                  "qwen3 when it has <think>), qwen3, harmony (gpt-oss), none")
+      ->check(CLI::IsMember({"auto", "qwen3", "harmony", "none"}));
   cmd->add_flag("--fake-runner", args->fake_runner,
                 "Serve a deterministic fake model (tokenizer only; for testing)");
   cmd->callback([run, args] { *run = [args] { return serve(*args); }; });

@@ -61,6 +61,14 @@ class Model {
   // Mixture-of-experts models: expert weight matrices streamed by the last forward call (each
   // chosen expert's matrices once per layer per call, however many tokens chose it); 0 when dense.
   virtual uint64_t expert_weight_reads() const { return 0; }
+  // Their bytes, and the number of distinct experts run (per layer, summed) by the last call.
+  virtual uint64_t expert_bytes_read() const { return 0; }
+  virtual uint64_t experts_run() const { return 0; }
+
+  // Weight bytes one decode token reads: every tensor but the unread rows of an untied embedding
+  // table, with only the top-k chosen experts of each mixture-of-experts layer (at their mean
+  // size). 0 = the model does not say (dense models; `nibble bench` estimates from the config).
+  virtual double decode_weight_bytes_per_token() const { return 0.0; }
 
  protected:
   Model(ModelConfig config, LoadOptions options)

@@ -18,10 +18,12 @@ std::string where(const WeightLoader& loader, const std::string& name) {
   return loader.checkpoint().dir() + ": tensor '" + name + "'";
 }
 
-// A slice [expert] of a gpt-oss MXFP4 expert tensor pair: blocks [E, N, K/32, 16], scales [E, N, K/32].
+// The slices [expert] of a gpt-oss MXFP4 expert tensor pair, blocks [E, N, K/32, 16] and scales
+// [E, N, K/32], as kernel-table MXFP4 views: row n of expert e is blocks[e, n] (K/2 bytes, element
+// 2j in the low nibble of byte j) with scales[e, n] (one E8M0 per 32 columns).
 base::Status load_mxfp4_experts(const ModelConfig& config, WeightLoader& loader, const std::string& prefix,
                                 int64_t num_rows, int64_t num_cols, std::vector<ExpertWeights>& experts,
-                                ExpertMatrix ExpertWeights::*member) {
+                                kernels::MatWeight ExpertWeights::*member) {
   const int64_t num_experts = config.moe.num_experts;
   const int64_t blocks_per_row = num_cols / 32;
   NIBBLE_ASSIGN_OR_RETURN(
@@ -32,8 +34,9 @@ base::Status load_mxfp4_experts(const ModelConfig& config, WeightLoader& loader,
       loader.raw(prefix + "_scales", {num_experts, num_rows, blocks_per_row}, tensor::DType::kU8));
   const formats::BlockFormat& f = mxfp4_format();
   NIBBLE_ASSIGN_OR_RETURN(const formats::TensorLayout layout, formats::tensor_layout(f, num_rows, num_cols));
-  NIBBLE_CHECK(layout.row_bytes == blocks_per_row * 16 && layout.scale_cols == blocks_per_row,
-               "mxfp4 layout disagrees with gpt-oss blocks");
+  NIBBLE_CHECK(
+      layout.row_bytes == blocks_per_row * 16 && layout.scale_cols == blocks_per_row && layout.tile_rows == 1,
+      "mxfp4 layout disagrees with gpt-oss blocks");
   const auto expert_data_bytes = static_cast<size_t>(layout.data_bytes());
   const auto expert_scale_bytes = static_cast<size_t>(layout.num_scales());
   for (int64_t e = 0; e < num_experts; ++e) {
@@ -43,44 +46,18 @@ base::Status load_mxfp4_experts(const ModelConfig& config, WeightLoader& loader,
       return base::corrupt(where(loader, prefix + "_scales") + ": expert " + std::to_string(e) + ": " +
                            std::string(st.message()));
     }
-    ExpertMatrix& m = experts[static_cast<size_t>(e)].*member;
+    kernels::MatWeight& m = experts[static_cast<size_t>(e)].*member;
+    m.format = kernels::WeightFormat::kMXFP4;
     m.num_rows = num_rows;
     m.num_cols = num_cols;
-    m.mxfp4_blocks = blocks->data + static_cast<size_t>(e) * expert_data_bytes;
-    m.mxfp4_scales = expert_scales;
-    m.mxfp4_layout = layout;
+    m.row_bytes = layout.row_bytes;
+    m.data = blocks->data + static_cast<size_t>(e) * expert_data_bytes;
+    m.block_scales = expert_scales;
+    m.scale_row_bytes = layout.scale_cols;  // one byte per E8M0 scale
+    m.scale_tile_rows = 1;
+    m.tensor_scale = 1.0f;
   }
   return base::ok_status();
-}
-
-ExpertMatrix plain_expert(const kernels::MatWeight& w) {
-  ExpertMatrix m;
-  m.num_rows = w.num_rows;
-  m.num_cols = w.num_cols;
-  m.plain = w;
-  return m;
-}
-
-// Decode tables for gpt-oss MXFP4: both E2M1 values of each byte (low nibble first) and every
-// E8M0 scale 2^(code - 127) (0xFF, NaN, is rejected at load).
-struct Mxfp4Tables {
-  float pair[256][2];
-  float scale[256];
-};
-
-const Mxfp4Tables& mxfp4_tables() {
-  static const Mxfp4Tables tables = [] {
-    static constexpr float kE2M1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-    auto value = [](int code) { return (code & 8) != 0 ? -kE2M1[code & 7] : kE2M1[code & 7]; };
-    Mxfp4Tables t{};
-    for (int b = 0; b < 256; ++b) {
-      t.pair[b][0] = value(b & 0x0F);
-      t.pair[b][1] = value(b >> 4);
-      t.scale[b] = std::ldexp(1.0f, b - 127);
-    }
-    return t;
-  }();
-  return tables;
 }
 
 // Indices of the k largest values of v[n] in descending order (ties: the lower index first, as
@@ -100,49 +77,42 @@ void top_k(const float* v, int64_t n, int64_t k, int32_t* ids) {
 
 }  // namespace
 
-void decode_mxfp4_row(const uint8_t* blocks, const uint8_t* scales, int64_t num_cols, float* out) {
-  const Mxfp4Tables& t = mxfp4_tables();
-  for (int64_t b = 0; b < num_cols / 32; ++b) {
-    const float scale = t.scale[scales[b]];
-    const uint8_t* block = blocks + b * 16;
-    float* dst = out + b * 32;
-    for (int j = 0; j < 16; ++j) {
-      dst[2 * j] = t.pair[block[j]][0] * scale;  // exact: E2M1 times a power of two
-      dst[2 * j + 1] = t.pair[block[j]][1] * scale;
-    }
+uint64_t matrix_bytes(const kernels::MatWeight& w) {
+  uint64_t bytes = static_cast<uint64_t>(w.row_bytes * w.num_rows);
+  if (w.block_scales != nullptr && w.num_rows > 0) {
+    const int64_t tile = std::max<int64_t>(1, w.scale_tile_rows);
+    bytes += static_cast<uint64_t>((w.num_rows + tile - 1) / tile * w.scale_row_bytes);
   }
+  return bytes;
+}
+
+uint64_t expert_bytes(const ExpertWeights& e) {
+  return matrix_bytes(e.gate_up) + matrix_bytes(e.gate) + matrix_bytes(e.up) + matrix_bytes(e.down);
+}
+
+double decode_weight_bytes_per_token(const ModelConfig& config, uint64_t weight_bytes,
+                                     const DecoderWeights& dense, const std::vector<MoeLayerWeights>& moe) {
+  auto bytes = static_cast<double>(weight_bytes);
+  if (!config.tie_word_embeddings) bytes -= static_cast<double>(matrix_bytes(dense.embed_tokens));
+  for (const MoeLayerWeights& layer : moe) {
+    if (layer.experts.empty()) continue;
+    double all = static_cast<double>(layer.expert_bias_bytes);
+    for (const ExpertWeights& e : layer.experts) all += static_cast<double>(expert_bytes(e));
+    const double active_share =
+        static_cast<double>(config.moe.num_experts_per_tok) / static_cast<double>(layer.experts.size());
+    bytes -= all * (1.0 - active_share);
+  }
+  return bytes;
 }
 
 namespace {
-
-// sum_k x[k] * W[k] for one MXFP4 row without materialising it (decode tokens): each block's sum
-// runs over the raw E2M1 values and is scaled once; scaling by a power of two is exact, so this
-// differs from decode-then-dot only in summation order.
-float dot_mxfp4_row(const float* x, const uint8_t* blocks, const uint8_t* scales, int64_t num_cols) {
-  const Mxfp4Tables& t = mxfp4_tables();
-  float total = 0.0f;
-  for (int64_t b = 0; b < num_cols / 32; ++b) {
-    const uint8_t* block = blocks + b * 16;
-    const float* xb = x + b * 32;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    for (int j = 0; j < 16; j += 2) {
-      const float* p = t.pair[block[j]];
-      const float* q = t.pair[block[j + 1]];
-      s0 += xb[2 * j] * p[0];
-      s1 += xb[2 * j + 1] * p[1];
-      s2 += xb[2 * j + 2] * q[0];
-      s3 += xb[2 * j + 3] * q[1];
-    }
-    total += ((s0 + s1) + (s2 + s3)) * t.scale[scales[b]];
-  }
-  return total;
-}
-
+MoeObserver g_moe_observer = nullptr;
+void* g_moe_observer_ctx = nullptr;
 }  // namespace
 
-uint64_t ExpertMatrix::num_bytes() const {
-  if (is_mxfp4()) return static_cast<uint64_t>(mxfp4_layout.data_bytes() + mxfp4_layout.num_scales());
-  return static_cast<uint64_t>(plain.row_bytes * plain.num_rows);
+void set_moe_observer(MoeObserver fn, void* ctx) {
+  g_moe_observer = fn;
+  g_moe_observer_ctx = ctx;
 }
 
 bool is_sparse_layer(const ModelConfig& config, int64_t layer_idx) {
@@ -171,6 +141,10 @@ base::Result<MoeLayerWeights> load_gpt_oss_moe(const ModelConfig& config, Weight
                           loader.floats(p + "experts.gate_up_proj_bias", {num_experts, 2 * inter}));
   NIBBLE_ASSIGN_OR_RETURN(std::vector<float> down_bias,
                           loader.floats(p + "experts.down_proj_bias", {num_experts, hidden}));
+  for (const char* bias : {"experts.gate_up_proj_bias", "experts.down_proj_bias"}) {
+    const io::TensorInfo* t = loader.checkpoint().find(p + bias);
+    if (t != nullptr) w.expert_bias_bytes += t->num_bytes;
+  }
   for (int64_t e = 0; e < num_experts; ++e) {
     ExpertWeights& ex = w.experts[static_cast<size_t>(e)];
     ex.gate_up_bias.assign(gate_up_bias.begin() + e * 2 * inter, gate_up_bias.begin() + (e + 1) * 2 * inter);
@@ -191,12 +165,9 @@ base::Result<MoeLayerWeights> load_qwen3_moe_layer(const ModelConfig& config, We
   for (int64_t e = 0; e < num_experts; ++e) {
     ExpertWeights& ex = w.experts[static_cast<size_t>(e)];
     const std::string q = p + "experts." + std::to_string(e) + ".";
-    NIBBLE_ASSIGN_OR_RETURN(auto gate, loader.matrix(q + "gate_proj.weight", inter, hidden));
-    NIBBLE_ASSIGN_OR_RETURN(auto up, loader.matrix(q + "up_proj.weight", inter, hidden));
-    NIBBLE_ASSIGN_OR_RETURN(auto down, loader.matrix(q + "down_proj.weight", hidden, inter));
-    ex.gate = plain_expert(gate);
-    ex.up = plain_expert(up);
-    ex.down = plain_expert(down);
+    NIBBLE_ASSIGN_OR_RETURN(ex.gate, loader.matrix(q + "gate_proj.weight", inter, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(ex.up, loader.matrix(q + "up_proj.weight", inter, hidden));
+    NIBBLE_ASSIGN_OR_RETURN(ex.down, loader.matrix(q + "down_proj.weight", hidden, inter));
   }
   return w;
 }
@@ -216,13 +187,14 @@ MoeBlock::MoeBlock(const ModelConfig& config, const LoadOptions& options, MoeKin
   expert_begin_.resize(static_cast<size_t>(num_experts_) + 1);
   assign_token_.resize(b * k);
   assign_weight_.resize(b * k);
-  xe_.resize(b * hidden);
-  gate_up_.resize(b * 2 * static_cast<size_t>(inter_));
-  act_.resize(b * static_cast<size_t>(inter_));
-  ye_.resize(b * hidden);
+  xe_.resize(b * k * hidden);
+  gate_up_.resize(b * k * 2 * static_cast<size_t>(inter_));
+  act_.resize(b * k * static_cast<size_t>(inter_));
+  ye_.resize(b * k * hidden);
   out_.resize(b * hidden);
-  row_buffer_stride_ = std::max(config.hidden_size, inter_);
-  row_buffer_.resize(static_cast<size_t>(num_threads) * static_cast<size_t>(row_buffer_stride_));
+  jobs_.reserve(2 * static_cast<size_t>(num_experts_));
+  // At most a few tasks per thread per job, plus one per job.
+  tasks_.reserve(static_cast<size_t>(num_experts_) * 2 * (static_cast<size_t>(num_threads) * 4 + 1));
 }
 
 void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& kernels,
@@ -273,63 +245,84 @@ void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& k
   next[0] = 0;
 }
 
-void MoeBlock::expert_matmul(const ExpertMatrix& w, const kernels::KernelTable& kernels,
-                             base::ThreadPool& pool, const float* x, int64_t m, float* y) {
-  ++stats_.expert_matrix_reads;
-  stats_.expert_bytes_read += w.num_bytes();
-  if (!w.is_mxfp4()) {
-    kernels::matmul(kernels, pool, x, m, w.plain, y);
-    return;
+void MoeBlock::run_jobs(const kernels::KernelTable& kernels, base::ThreadPool& pool) {
+  // Work of a job ~ rows x tokens; aim at ~4 tasks per thread over the phase, each at least 16 rows
+  // (the SIMD bodies work on row groups) and never more than the job's rows.
+  double total_work = 0.0;
+  for (const Job& j : jobs_) {
+    total_work += static_cast<double>(j.w->num_rows) * static_cast<double>(j.num_tokens);
+    ++stats_.expert_matrix_reads;
+    stats_.expert_bytes_read += matrix_bytes(*j.w);
   }
-  // Decode each weight row once into this thread's buffer, then use it for all m tokens.
-  const int64_t num_rows = w.num_rows;
-  const int64_t num_cols = w.num_cols;
-  const int64_t row_bytes = w.mxfp4_layout.row_bytes;
-  const int64_t scale_cols = w.mxfp4_layout.scale_cols;
-  constexpr int64_t kRowsPerTask = 16;
-  // Up to this many tokens the row is decoded inside the dot product; more amortise a decoded row.
-  constexpr int64_t kFusedMaxTokens = 2;
-  const int64_t num_tasks = (num_rows + kRowsPerTask - 1) / kRowsPerTask;
-  auto task = [&](int64_t task_idx, int thread_idx) {
-    float* row = row_buffer_.data() + thread_idx * row_buffer_stride_;
-    const int64_t end = std::min(num_rows, (task_idx + 1) * kRowsPerTask);
-    for (int64_t n = task_idx * kRowsPerTask; n < end; ++n) {
-      if (m <= kFusedMaxTokens) {
-        for (int64_t t = 0; t < m; ++t) {
-          y[t * num_rows + n] = dot_mxfp4_row(x + t * num_cols, w.mxfp4_blocks + n * row_bytes,
-                                              w.mxfp4_scales + n * scale_cols, num_cols);
-        }
-        continue;
-      }
-      decode_mxfp4_row(w.mxfp4_blocks + n * row_bytes, w.mxfp4_scales + n * scale_cols, num_cols, row);
-      for (int64_t t = 0; t < m; ++t) y[t * num_rows + n] = kernels.dot(x + t * num_cols, row, num_cols);
+  const double task_work = total_work / (4.0 * pool.num_threads());
+  tasks_.clear();
+  for (size_t ji = 0; ji < jobs_.size(); ++ji) {
+    const Job& j = jobs_[ji];
+    const int64_t num_rows = j.w->num_rows;
+    int64_t rows = static_cast<int64_t>(task_work / static_cast<double>(j.num_tokens));
+    rows = std::clamp<int64_t>((rows + 15) / 16 * 16, 16, std::max<int64_t>(num_rows, 16));
+    for (int64_t n = 0; n < num_rows; n += rows) {
+      tasks_.push_back({static_cast<int32_t>(ji), n, std::min(num_rows, n + rows)});
     }
+  }
+  auto task = [&](int64_t task_idx, int) {
+    const Task& t = tasks_[static_cast<size_t>(task_idx)];
+    const Job& j = jobs_[static_cast<size_t>(t.job)];
+    const kernels::KernelTable::MatmulFn fn = kernels.matmul[static_cast<int>(j.w->format)];
+    fn(j.x, j.num_tokens, *j.w, t.n_begin, t.n_end, j.y, j.ldy);
   };
-  pool.run(num_tasks, base::TaskFn(task));
+  if (tasks_.size() == 1) {
+    task(0, 0);
+  } else if (!tasks_.empty()) {
+    pool.run(static_cast<int64_t>(tasks_.size()), base::TaskFn(task));
+  }
 }
 
 void MoeBlock::forward(const MoeLayerWeights& layer, const kernels::KernelTable& kernels,
                        base::ThreadPool& pool, const float* h, int64_t num_tokens, float* x) {
   const int64_t hidden = config_.hidden_size;
   const int64_t inter = inter_;
+  const bool gpt_oss = kind_ == MoeKind::kGptOss;
   route(layer, kernels, pool, h, num_tokens);
-  std::fill_n(out_.data(), num_tokens * hidden, 0.0f);
-  const auto limit = static_cast<float>(config_.moe.swiglu_limit);
-  const auto alpha = static_cast<float>(config_.moe.swiglu_alpha);
+  const int64_t num_assign = num_tokens * top_k_;
+  if (g_moe_observer != nullptr) g_moe_observer(g_moe_observer_ctx, false, h, num_tokens, hidden);
+  // Gather each assignment's input row: xe_[slot] = h[token of slot], grouped by expert.
+  for (int64_t i = 0; i < num_assign; ++i) {
+    std::copy_n(h + static_cast<int64_t>(assign_token_[static_cast<size_t>(i)]) * hidden, hidden,
+                xe_.data() + i * hidden);
+  }
+  // Phase 1: gate_up (gpt-oss) or gate and up (Qwen3-MoE) of every chosen expert, all in one pool
+  // region; experts no token chose are not read at all.
+  const int64_t gu_stride = gpt_oss ? 2 * inter : inter;
+  jobs_.clear();
   for (int64_t e = 0; e < num_experts_; ++e) {
     const int64_t begin = expert_begin_[static_cast<size_t>(e)];
     const int64_t m = expert_begin_[static_cast<size_t>(e) + 1] - begin;
-    if (m == 0) continue;  // experts no token chose are not read at all
+    if (m == 0) continue;
     const ExpertWeights& ex = layer.experts[static_cast<size_t>(e)];
+    ++stats_.experts_run;
     stats_.expert_tokens += static_cast<uint64_t>(m);
-    for (int64_t i = 0; i < m; ++i)
-      std::copy_n(h + assign_token_[begin + i] * hidden, hidden, xe_.data() + i * hidden);
-    if (kind_ == MoeKind::kGptOss) {
-      // GptOssExperts: gate_up = x·W1ᵀ + b1; gate = gate_up[::2] clamped to <= limit, up =
-      // gate_up[1::2] clamped to [-limit, limit]; act = gate·sigmoid(alpha·gate)·(up + 1).
-      expert_matmul(ex.gate_up, kernels, pool, xe_.data(), m, gate_up_.data());
-      for (int64_t i = 0; i < m; ++i) {
-        float* gu = gate_up_.data() + i * 2 * inter;
+    const float* xe = xe_.data() + begin * hidden;
+    if (gpt_oss) {
+      jobs_.push_back({&ex.gate_up, xe, m, gate_up_.data() + begin * gu_stride, gu_stride});
+    } else {
+      jobs_.push_back({&ex.gate, xe, m, gate_up_.data() + begin * gu_stride, gu_stride});
+      jobs_.push_back({&ex.up, xe, m, act_.data() + begin * inter, inter});
+    }
+  }
+  run_jobs(kernels, pool);
+  // Activation of every assignment.
+  if (gpt_oss) {
+    // GptOssExperts: gate_up = x·W1ᵀ + b1; gate = gate_up[::2] clamped to <= limit, up =
+    // gate_up[1::2] clamped to [-limit, limit]; act = gate·sigmoid(alpha·gate)·(up + 1).
+    const auto limit = static_cast<float>(config_.moe.swiglu_limit);
+    const auto alpha = static_cast<float>(config_.moe.swiglu_alpha);
+    for (int64_t e = 0; e < num_experts_; ++e) {
+      const int64_t begin = expert_begin_[static_cast<size_t>(e)];
+      const int64_t end = expert_begin_[static_cast<size_t>(e) + 1];
+      const ExpertWeights& ex = layer.experts[static_cast<size_t>(e)];
+      for (int64_t i = begin; i < end; ++i) {
+        float* gu = gate_up_.data() + i * gu_stride;
         kernels.axpy(1.0f, ex.gate_up_bias.data(), 2 * inter, gu);
         float* a = act_.data() + i * inter;
         for (int64_t j = 0; j < inter; ++j) {
@@ -339,17 +332,33 @@ void MoeBlock::forward(const MoeLayerWeights& layer, const kernels::KernelTable&
           a[j] = (up + 1.0f) * glu;
         }
       }
-    } else {
-      // Qwen3MoeExperts: act = silu(x·gateᵀ) * (x·upᵀ).
-      expert_matmul(ex.gate, kernels, pool, xe_.data(), m, gate_up_.data());
-      expert_matmul(ex.up, kernels, pool, xe_.data(), m, act_.data());
-      kernels.silu_mul(gate_up_.data(), act_.data(), m * inter, act_.data());
     }
-    expert_matmul(ex.down, kernels, pool, act_.data(), m, ye_.data());
-    for (int64_t i = 0; i < m; ++i) {
+  } else {
+    // Qwen3MoeExperts: act = silu(x·gateᵀ) * (x·upᵀ).
+    kernels.silu_mul(gate_up_.data(), act_.data(), num_assign * inter, act_.data());
+  }
+  if (g_moe_observer != nullptr) g_moe_observer(g_moe_observer_ctx, true, act_.data(), num_assign, inter);
+  // Phase 2: down of every chosen expert.
+  jobs_.clear();
+  for (int64_t e = 0; e < num_experts_; ++e) {
+    const int64_t begin = expert_begin_[static_cast<size_t>(e)];
+    const int64_t m = expert_begin_[static_cast<size_t>(e) + 1] - begin;
+    if (m == 0) continue;
+    jobs_.push_back({&layer.experts[static_cast<size_t>(e)].down, act_.data() + begin * inter, m,
+                     ye_.data() + begin * hidden, hidden});
+  }
+  run_jobs(kernels, pool);
+  // Weighted sum per token, experts in ascending order (as the reference's loop over experts).
+  std::fill_n(out_.data(), num_tokens * hidden, 0.0f);
+  for (int64_t e = 0; e < num_experts_; ++e) {
+    const int64_t begin = expert_begin_[static_cast<size_t>(e)];
+    const int64_t end = expert_begin_[static_cast<size_t>(e) + 1];
+    const ExpertWeights& ex = layer.experts[static_cast<size_t>(e)];
+    for (int64_t i = begin; i < end; ++i) {
       float* y = ye_.data() + i * hidden;
       if (!ex.down_bias.empty()) kernels.axpy(1.0f, ex.down_bias.data(), hidden, y);
-      kernels.axpy(assign_weight_[begin + i], y, hidden, out_.data() + assign_token_[begin + i] * hidden);
+      kernels.axpy(assign_weight_[static_cast<size_t>(i)], y, hidden,
+                   out_.data() + static_cast<int64_t>(assign_token_[static_cast<size_t>(i)]) * hidden);
     }
   }
   kernels.axpy(1.0f, out_.data(), num_tokens * hidden, x);

@@ -3,8 +3,8 @@
 // every token routed to expert e is gathered into one [m_e, H] matrix, so each expert's weights
 // are read once per step for all its tokens (M = m_e matmuls), not once per token.
 //
-// Expert weights stay in their checkpoint format: BF16/F16/F32 through the kernel table, MXFP4
-// (gpt-oss `*_blocks` / `*_scales`) decoded row by row with formats' bit-exact dequantize_row.
+// Expert weights stay in their checkpoint format (gpt-oss MXFP4 blocks/scales; Qwen3-MoE BF16 or the
+// NVFP4 / MXFP4 / FP8 layouts `nibble quantize` writes) and run through the kernel table's matmuls.
 #pragma once
 
 #include <cstdint>
@@ -20,48 +20,43 @@
 
 namespace nibble::model {
 
-// One expert matrix W[num_rows = N, num_cols = K].
-struct ExpertMatrix {
-  int64_t num_rows = 0;
-  int64_t num_cols = 0;
-  kernels::MatWeight plain;  // plain formats; unused (num_rows == 0) when MXFP4
-  // MXFP4 as gpt-oss stores it: blocks [N, K/32, 16] U8 (element 2j in the low nibble of byte j),
-  // scales [N, K/32] E8M0. Views into the mapped checkpoint.
-  const uint8_t* mxfp4_blocks = nullptr;
-  const uint8_t* mxfp4_scales = nullptr;
-  formats::TensorLayout mxfp4_layout;
-
-  bool is_mxfp4() const { return mxfp4_blocks != nullptr; }
-  uint64_t num_bytes() const;  // weight bytes read by one pass over the matrix
-};
-
-// One expert's MLP. gpt-oss: gate_up [2I, H] with gate rows 0,2,4,... and up rows 1,3,5,...
-// (interleaved), biases. Qwen3-MoE: gate [I, H], up [I, H], no biases.
+// One expert's MLP; every matrix is a kernels::MatWeight view in its checkpoint format (gpt-oss
+// MXFP4 `*_blocks` / `*_scales` slices are WeightFormat::kMXFP4 views: element 2j in the low nibble
+// of byte j and one E8M0 scale per 32 columns is exactly the kernel table's MXFP4 row layout), so
+// experts run through the table's SIMD matmul bodies like every other linear layer.
+// gpt-oss: gate_up [2I, H] with gate rows 0,2,4,... and up rows 1,3,5,... (interleaved), biases.
+// Qwen3-MoE: gate [I, H], up [I, H], no biases.
 struct ExpertWeights {
-  ExpertMatrix gate_up;             // [2I, H] (gpt-oss)
-  ExpertMatrix gate;                // [I, H] (Qwen3-MoE)
-  ExpertMatrix up;                  // [I, H] (Qwen3-MoE)
-  ExpertMatrix down;                // [H, I]
+  kernels::MatWeight gate_up;       // [2I, H] (gpt-oss)
+  kernels::MatWeight gate;          // [I, H] (Qwen3-MoE)
+  kernels::MatWeight up;            // [I, H] (Qwen3-MoE)
+  kernels::MatWeight down;          // [H, I]
   std::vector<float> gate_up_bias;  // [2I] (gpt-oss; empty otherwise)
   std::vector<float> down_bias;     // [H]  (gpt-oss; empty otherwise)
 };
+
+// Bytes one pass over W reads: element rows plus block scales (0 for an empty view).
+uint64_t matrix_bytes(const kernels::MatWeight& w);
+// Bytes one pass over all of an expert's matrices reads.
+uint64_t expert_bytes(const ExpertWeights& e);
 
 struct MoeLayerWeights {
   kernels::MatWeight router;       // [E, H]
   std::vector<float> router_bias;  // [E] (gpt-oss; empty otherwise)
   std::vector<ExpertWeights> experts;
+  uint64_t expert_bias_bytes = 0;  // checkpoint bytes of all experts' biases (gpt-oss)
 };
+
+// Weight bytes one decode token reads from a model with these MoE layers (empty entries = dense
+// layers): weight_bytes (all loaded tensors) less every expert, plus top_k experts per MoE layer
+// at the layer's mean expert size, less an untied embedding table (one row is gathered).
+double decode_weight_bytes_per_token(const ModelConfig& config, uint64_t weight_bytes,
+                                     const DecoderWeights& dense, const std::vector<MoeLayerWeights>& moe);
 
 enum class MoeKind {
   kGptOss,    // logits -> top-k -> softmax over the k; clamped SwiGLU on interleaved gate/up
   kQwen3Moe,  // softmax over all experts -> top-k (-> renormalise if norm_topk_prob); SiLU(gate)*up
 };
-
-// Decodes one gpt-oss MXFP4 row of num_cols values (a multiple of 32): blocks [num_cols / 2] bytes,
-// element 2j in the low nibble of byte j; scales [num_cols / 32] E8M0. Bit-identical to formats'
-// dequantize_row for the "mxfp4" row, table-driven for speed. (Belongs in the kernel table's MXFP4
-// row once that exists.)
-void decode_mxfp4_row(const uint8_t* blocks, const uint8_t* scales, int64_t num_cols, float* out);
 
 // Is layer `layer_idx` a mixture-of-experts layer (Qwen3MoeDecoderLayer's rule; every gpt-oss layer)?
 bool is_sparse_layer(const ModelConfig& config, int64_t layer_idx);
@@ -72,8 +67,17 @@ base::Result<MoeLayerWeights> load_gpt_oss_moe(const ModelConfig& config, Weight
 base::Result<MoeLayerWeights> load_qwen3_moe_layer(const ModelConfig& config, WeightLoader& loader,
                                                    int64_t layer_idx);
 
-// Counters of one forward call, for tests and benchmarks.
+// Calibration hook (nibble quantize --calib-data): when set, every MoeBlock::forward reports the
+// inputs of its expert projections, x [num_rows, num_cols]: down = false for gate/up (the block's
+// input, every token), down = true for down_proj (the activations of every (token, expert)
+// assignment). Blocks run in layer order. Process-wide, like kernels::set_matmul_observer; set it
+// only while one model runs single-request calibration, and clear it (nullptr) afterwards.
+using MoeObserver = void (*)(void* ctx, bool down, const float* x, int64_t num_rows, int64_t num_cols);
+void set_moe_observer(MoeObserver fn, void* ctx);
+
+// Counters of one forward call (summed over layers), for tests and benchmarks.
 struct MoeStats {
+  uint64_t experts_run = 0;          // distinct experts chosen by the step's tokens, per layer, summed
   uint64_t expert_matrix_reads = 0;  // expert weight matrices streamed (gate_up/gate/up/down passes)
   uint64_t expert_bytes_read = 0;    // their bytes
   uint64_t expert_tokens = 0;        // (token, expert) assignments executed
@@ -94,9 +98,18 @@ class MoeBlock {
  private:
   void route(const MoeLayerWeights& layer, const kernels::KernelTable& kernels, base::ThreadPool& pool,
              const float* h, int64_t num_tokens);
-  // y[m, N] = x[m, K] · Wᵀ for one expert matrix (counted as one read of W).
-  void expert_matmul(const ExpertMatrix& w, const kernels::KernelTable& kernels, base::ThreadPool& pool,
-                     const float* x, int64_t m, float* y);
+  // One expert matmul of a phase: y[m, N] (row stride ldy) = x[m, K] · Wᵀ.
+  struct Job {
+    const kernels::MatWeight* w;
+    const float* x;
+    int64_t num_tokens;
+    float* y;
+    int64_t ldy;
+  };
+  // Runs every job of a phase in one pool region: each job's output rows are cut into tasks of
+  // about equal work (rows x tokens), so a decode step's few experts are split across all threads
+  // and a prefill's many experts share them. Each job's weight is read once (counted).
+  void run_jobs(const kernels::KernelTable& kernels, base::ThreadPool& pool);
 
   const ModelConfig& config_;
   MoeKind kind_;
@@ -111,13 +124,17 @@ class MoeBlock {
   std::vector<int64_t> expert_begin_;  // [E + 1] offsets into the assignment lists, grouped by expert
   std::vector<int32_t> assign_token_;  // [B * k] token of each assignment, grouped by expert
   std::vector<float> assign_weight_;   // [B * k] its routing weight
-  std::vector<float> xe_;              // [B, H] gathered inputs of one expert
-  std::vector<float> gate_up_;         // [B, 2I]
-  std::vector<float> act_;             // [B, I]
-  std::vector<float> ye_;              // [B, H]
+  std::vector<float> xe_;              // [B * k, H] inputs gathered by assignment (grouped by expert)
+  std::vector<float> gate_up_;         // [B * k, 2I]
+  std::vector<float> act_;             // [B * k, I]
+  std::vector<float> ye_;              // [B * k, H]
   std::vector<float> out_;             // [B, H] the block's output before the residual add
-  std::vector<float> row_buffer_;      // [num_threads, max(H, I)] decoded MXFP4 rows
-  int64_t row_buffer_stride_ = 0;
+  std::vector<Job> jobs_;              // [2E] one phase's matmuls
+  struct Task {
+    int32_t job;
+    int64_t n_begin, n_end;
+  };
+  std::vector<Task> tasks_;  // one phase's row ranges
 };
 
 }  // namespace nibble::model

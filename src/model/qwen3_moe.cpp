@@ -55,6 +55,11 @@ class Qwen3MoeModel final : public Model {
 
   uint64_t weight_bytes() const override { return weight_bytes_; }
   uint64_t expert_weight_reads() const override { return moe_.stats().expert_matrix_reads; }
+  uint64_t expert_bytes_read() const override { return moe_.stats().expert_bytes_read; }
+  uint64_t experts_run() const override { return moe_.stats().experts_run; }
+  double decode_weight_bytes_per_token() const override {
+    return model::decode_weight_bytes_per_token(config_, weight_bytes_, stack_.weights(), moe_weights_);
+  }
 
  private:
   io::Checkpoint checkpoint_;  // owns the mapped bytes the weights point into

@@ -189,6 +189,40 @@ base::Status copy_tokenizer_files(const std::string& from, const std::string& to
   return base::ok_status();
 }
 
+// A harmony-format chat template for random gpt-oss checkpoints whose tokenizer folder has none
+// (written for nibble; gpt-oss ships its own with the weights). It frames messages as gpt-oss does:
+// <|start|>ROLE<|message|>TEXT<|end|>, assistant turns in the analysis / final channels, and the
+// generation prompt "<|start|>assistant" (the model then writes <|channel|>NAME<|message|>...).
+constexpr const char* kHarmonyTemplate = R"TPL({#- Harmony-format chat template written by nibble make-model. -#}
+{%- set effort = reasoning_effort if reasoning_effort is defined else 'medium' -%}
+<|start|>system<|message|>Reasoning: {{ effort }}
+
+# Valid channels: analysis, final. Channel must be included for every message.<|end|>
+{%- for m in messages -%}
+{%- if m.role == 'system' or m.role == 'developer' -%}
+<|start|>developer<|message|># Instructions
+
+{{ m.content }}<|end|>
+{%- elif m.role == 'user' -%}
+<|start|>user<|message|>{{ m.content }}<|end|>
+{%- elif m.role == 'assistant' -%}
+{%- if loop.last and m.reasoning_content is defined and m.reasoning_content -%}
+<|start|>assistant<|channel|>analysis<|message|>{{ m.reasoning_content }}<|end|>
+{%- endif -%}
+<|start|>assistant<|channel|>final<|message|>{{ m.content }}{{ '<|return|>' if loop.last and not add_generation_prompt else '<|end|>' }}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+<|start|>assistant
+{%- endif -%}
+)TPL";
+
+bool has_chat_template(const std::string& dir) {
+  if (base::file_exists(base::join_path(dir, "chat_template.jinja"))) return true;
+  auto text = base::read_file(base::join_path(dir, "tokenizer_config.json"));
+  return text.ok() && text->find("\"chat_template\"") != std::string::npos;
+}
+
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) {
@@ -503,7 +537,12 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
       io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), config_text));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), gen.dump(2) + "\n"));
-  if (!spec.tokenizer_dir.empty()) NIBBLE_TRY(copy_tokenizer_files(spec.tokenizer_dir, out_dir));
+  if (!spec.tokenizer_dir.empty()) {
+    NIBBLE_TRY(copy_tokenizer_files(spec.tokenizer_dir, out_dir));
+    if (spec.arch == "gpt-oss" && !has_chat_template(out_dir)) {
+      NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "chat_template.jinja"), kHarmonyTemplate));
+    }
+  }
   return base::ok_status();
 }
 

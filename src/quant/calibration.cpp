@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "kernels/ops.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "tokenizer/tokenizer.h"
 
 namespace nibble::quant {
@@ -23,7 +24,23 @@ struct Recorder {
   size_t next = 0;
   std::map<std::string, float> amax;
   std::string error;
+  // Mixture-of-experts layers, in order, and the MoE blocks seen in this forward pass.
+  std::vector<int64_t> sparse_layers;
+  size_t next_moe = 0;
+  std::map<int64_t, std::pair<float, float>> expert_amax;  // layer -> (gate/up input, down input)
 };
+
+// Expert inputs (model/moe.h): one amax per layer for gate/up and one for down, which every expert
+// of the layer gets (vLLM reduces per-expert input scales to their max anyway).
+void observe_moe(void* ctx, bool down, const float* x, int64_t num_rows, int64_t num_cols) {
+  auto* r = static_cast<Recorder*>(ctx);
+  if (!r->error.empty() || r->sparse_layers.empty()) return;
+  const int64_t layer = r->sparse_layers[r->next_moe % r->sparse_layers.size()];
+  auto& [gate_up, down_amax] = r->expert_amax[layer];
+  float& m = down ? down_amax : gate_up;
+  for (int64_t i = 0; i < num_rows * num_cols; ++i) m = std::max(m, std::fabs(x[i]));
+  if (down) ++r->next_moe;
+}
 
 void observe(void* ctx, const float* x, int64_t num_tokens, const kernels::MatWeight& w) {
   auto* r = static_cast<Recorder*>(ctx);
@@ -105,23 +122,43 @@ base::Result<std::map<std::string, float>> collect_activation_amax(const std::st
     rec.order.push_back({p + "self_attn.k_proj", kv_dim, c.hidden_size});
     rec.order.push_back({p + "self_attn.v_proj", kv_dim, c.hidden_size});
     rec.order.push_back({p + "self_attn.o_proj", c.hidden_size, q_dim});
+    if (model::is_sparse_layer(c, i)) {
+      // The router; the experts are reported through the MoE hook.
+      rec.order.push_back({p + "mlp.gate", c.moe.num_experts, c.hidden_size});
+      rec.sparse_layers.push_back(i);
+      continue;
+    }
     rec.order.push_back({p + "mlp.gate_proj", c.intermediate_size, c.hidden_size});
     rec.order.push_back({p + "mlp.up_proj", c.intermediate_size, c.hidden_size});
     rec.order.push_back({p + "mlp.down_proj", c.hidden_size, c.intermediate_size});
   }
   rec.order.push_back({"lm_head", c.vocab_size, c.hidden_size});
+  if (c.moe.num_experts > 0 && c.architecture != "Qwen3MoeForCausalLM") {
+    return base::unsupported(model_dir + ": calibration supports Llama, Qwen3 and Qwen3-MoE, not " + c.architecture);
+  }
   kernels::set_matmul_observer(&observe, &rec);
+  model::set_moe_observer(&observe_moe, &rec);
   base::Status status;
   for (size_t begin = 0; begin < tokens.size() && status.ok(); begin += static_cast<size_t>(window)) {
     const size_t end = std::min(tokens.size(), begin + static_cast<size_t>(window));
     auto cache = model->new_kv_cache();
     rec.next = 0;
+    rec.next_moe = 0;
     auto logits = model->forward(std::span<const int32_t>(tokens.data() + begin, end - begin), 0, *cache, 1);
     if (!logits.ok()) status = logits.status();
     if (!rec.error.empty()) status = base::internal_error(rec.error);
   }
   kernels::set_matmul_observer(nullptr, nullptr);
+  model::set_moe_observer(nullptr, nullptr);
   NIBBLE_TRY(status);
+  for (const auto& [layer, a] : rec.expert_amax) {
+    for (int64_t e = 0; e < c.moe.num_experts; ++e) {
+      const std::string p = "model.layers." + std::to_string(layer) + ".mlp.experts." + std::to_string(e) + ".";
+      rec.amax[p + "gate_proj"] = a.first;
+      rec.amax[p + "up_proj"] = a.first;
+      rec.amax[p + "down_proj"] = a.second;
+    }
+  }
   return rec.amax;
 }
 

@@ -460,7 +460,7 @@ void GenerationHandler::handle(const httplib::Request& req, httplib::Response& r
       c.handle.emplace(std::move(handle).value());
       c.proc = std::make_unique<OutputProcessor>(s.text_, r.stop, r.include_stop_str_in_output,
                                                  r.skip_special_tokens, chat && cfg.reasoning,
-                                                 starts_in_reasoning);
+                                                 starts_in_reasoning, chat && cfg.harmony);
       gen->choices().push_back(std::move(c));
     }
   }

@@ -36,6 +36,25 @@ class ReasoningSplitter {
   std::string pending_;  // text not yet classified (a possible partial tag)
 };
 
+// Splits gpt-oss harmony output into reasoning (the `analysis` channel) and content (`final`, and
+// any other channel), incrementally. The chat template's generation prompt ends with
+// "<|start|>assistant", so output begins inside a message header, e.g.
+//   <|channel|>analysis<|message|>THOUGHTS<|end|><|start|>assistant<|channel|>final<|message|>ANSWER<|return|>
+// The tags must reach the splitter (detokenize without skipping special tokens); they are never
+// emitted. Output that never opens a message (not harmony at all) is flushed as content at the end.
+class HarmonySplitter {
+ public:
+  void feed(const std::string& text, bool final, std::string* reasoning, std::string* content);
+
+ private:
+  enum class State { kHeader, kBody };
+  State state_ = State::kHeader;
+  std::string header_;   // the current message header's text, tags included
+  bool reasoning_channel_ = false;
+  bool saw_message_ = false;
+  std::string pending_;  // text not yet classified (a possible partial tag)
+};
+
 struct TextDelta {
   std::string text;        // content (all text when there is no reasoning split)
   std::string reasoning;   // reasoning_content
@@ -45,8 +64,10 @@ struct TextDelta {
 class OutputProcessor {
  public:
   // reasoning: split <think> blocks; starts_in_reasoning: the prompt ended inside one.
+  // harmony: split gpt-oss harmony channels instead (special tokens are then always detokenized,
+  // for the splitter, which drops them).
   OutputProcessor(const TextProcessor* text, std::vector<std::string> stop, bool include_stop_str,
-                  bool skip_special_tokens, bool reasoning, bool starts_in_reasoning);
+                  bool skip_special_tokens, bool reasoning, bool starts_in_reasoning, bool harmony = false);
 
   // Adds newly generated tokens; `finished` = the engine finished the request with them.
   // Returns what may be shown now. After a stop string matched, stopped() is true and
@@ -67,6 +88,7 @@ class OutputProcessor {
   size_t max_stop_bytes_ = 0;
   bool include_stop_str_;
   std::optional<ReasoningSplitter> splitter_;
+  std::optional<HarmonySplitter> harmony_;
   std::string output_;         // all detokenized text so far (truncated at a stop string)
   size_t emitted_bytes_ = 0;   // output_[0, emitted_bytes_) has been handed out
   size_t searched_bytes_ = 0;  // stop strings cannot start before this - (max_stop_bytes_ - 1)

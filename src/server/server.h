@@ -41,6 +41,7 @@ struct ServerConfig {
   // Sampling defaults for fields a request leaves out (from generation_config.json).
   engine::SamplingParams default_sampling;
   bool reasoning = false;  // split <think>...</think> into reasoning_content (chat)
+  bool harmony = false;    // gpt-oss harmony channels: analysis -> reasoning_content, final -> content (chat)
   ParseLimits limits;
   // Transport limits.
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413

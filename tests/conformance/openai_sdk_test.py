@@ -9,6 +9,11 @@ error statuses as the SDK sees them (BadRequestError, AuthenticationError, NotFo
   # or with real weights:
   nibble make-model /tmp/tiny --arch qwen3 --preset tiny --tokenizer ../shared/tokenizers/qwen3
   /root/.venvs/nibble/bin/python tests/conformance/openai_sdk_test.py --real-model --model /tmp/tiny
+  # mixture-of-experts models with their real tokenizers (gpt-oss: harmony channels -> reasoning_content):
+  nibble make-model /tmp/go --arch gpt-oss --preset tiny --tokenizer ../shared/tokenizers/gpt-oss
+  nibble make-model /tmp/qm --arch qwen3-moe --preset tiny --tokenizer ../shared/tokenizers/qwen3
+  /root/.venvs/nibble/bin/python tests/conformance/openai_sdk_test.py --real-model --reasoning --model /tmp/go
+  /root/.venvs/nibble/bin/python tests/conformance/openai_sdk_test.py --real-model --reasoning --model /tmp/qm
 
 With a fake runner the text is arbitrary but deterministic; the checks are the API's shapes and
 invariants (streamed text == non-streamed text, stop string absent and output a prefix, usage sums).
@@ -54,7 +59,7 @@ def wait_healthy(url, proc=None, timeout=120):
     raise RuntimeError("server did not become healthy")
 
 
-def run(base_url, model, api_key):
+def run(base_url, model, api_key, reasoning=False):
     client = openai.OpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=0)
     msgs = [{"role": "user", "content": "Say hello"}]
 
@@ -66,6 +71,11 @@ def run(base_url, model, api_key):
                                        extra_body={"ignore_eos": True})
     full = r.choices[0].message.content or ""
     check(r.object == "chat.completion" and r.choices[0].message.role == "assistant", "chat shape")
+    if reasoning:
+        # A reasoning parser (qwen3 <think> or gpt-oss harmony) adds reasoning_content to the message.
+        extra = r.choices[0].message.model_extra or {}
+        check("reasoning_content" in extra, "chat message has reasoning_content")
+        print("     content %r reasoning %r" % (full[:60], (extra.get("reasoning_content") or "")[:60]))
     check(r.usage.completion_tokens == 16 and r.usage.total_tokens == r.usage.prompt_tokens + 16, "chat usage")
     check(r.choices[0].finish_reason == "length", "chat finish_reason length")
 
@@ -176,6 +186,8 @@ def main():
                     help="serve MODEL's weights (e.g. a `nibble make-model --tokenizer` checkpoint) instead of the fake runner")
     ap.add_argument("--url", help="use a running server instead of starting one")
     ap.add_argument("--served-model-name", default="tiny")
+    ap.add_argument("--reasoning", action="store_true",
+                    help="expect reasoning_content in chat messages (qwen3 <think> / gpt-oss harmony models)")
     args = ap.parse_args()
     api_key = "test-key"
     proc = None
@@ -191,7 +203,7 @@ def main():
         url = "http://127.0.0.1:%d" % port
     try:
         wait_healthy(url, proc)
-        run(url, args.served_model_name, api_key)
+        run(url, args.served_model_name, api_key, args.reasoning)
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

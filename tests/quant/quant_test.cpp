@@ -6,7 +6,9 @@
 // quantized model must give the same logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "formats/block_format.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "model/quant_config.h"
 #include "model/random_checkpoint.h"
 #include "quant/evaluate.h"
@@ -134,6 +137,100 @@ TEST_P(RoundTrip, QuantizedLogitsEqualDequantizedFp32Reference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip, ::testing::Values("nvfp4", "mxfp4", "fp8", "fp8-block"));
+
+nlohmann::json read_json_file(const std::string& path) {
+  return nlohmann::json::parse(*base::read_file(path));
+}
+
+// Qwen3-MoE: every expert's gate/up/down (experts.N.{gate,up,down}_proj) becomes an NVFP4 / MXFP4 /
+// FP8 module in the per-expert ModelOpt-style layout vLLM's expert mapping loads; the routers
+// (mlp.gate) and the dense layer's MLP are excluded / quantized as usual. Oracle as in RoundTrip
+// (formats' dequantization as an F32 checkpoint) plus the KL against the BF16 model.
+class MoeRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MoeRoundTrip, QuantizedExpertsLoadRunAndStayClose) {
+  const std::string format = GetParam();
+  TempDir tmp("quant_moe");
+  const std::string in = tmp / "in", q = tmp / "q", ref = tmp / "ref";
+  model::RandomModelSpec spec;
+  spec.arch = "qwen3-moe";
+  spec.preset = "tiny";  // hidden 64, 3 layers (layer 1 dense: mlp_only_layers), 8 experts top-2
+  spec.vocab_size = 300;
+  spec.init_std = 0.08;
+  ASSERT_TRUE(model::write_random_checkpoint(in, spec).ok());
+  auto report = quantize_checkpoint(in, q, spec_for(format));
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  auto ckpt = io::Checkpoint::open(q);
+  ASSERT_TRUE(ckpt.ok());
+  const std::map<std::string, std::vector<std::string>> names = {
+      {"nvfp4", {".weight", ".weight_scale", ".weight_scale_2"}},
+      {"mxfp4", {".weight_blocks", ".weight_scales"}},
+      {"fp8", {".weight", ".weight_scale"}}};
+  int64_t quantized_experts = 0;
+  for (const std::string& name : ckpt->names()) {
+    if (name.find(".mlp.experts.") != std::string::npos && name.ends_with(names.at(format)[1])) ++quantized_experts;
+  }
+  auto config = model::load_model_config(in);
+  ASSERT_TRUE(config.ok());
+  int64_t sparse_layers = 0;
+  for (int64_t i = 0; i < config->num_hidden_layers; ++i) sparse_layers += model::is_sparse_layer(*config, i) ? 1 : 0;
+  ASSERT_GT(sparse_layers, 0);
+  EXPECT_EQ(quantized_experts, sparse_layers * config->moe.num_experts * 3);
+  for (const std::string& suffix : names.at(format)) {
+    EXPECT_NE(ckpt->find("model.layers.0.mlp.experts.7.down_proj" + suffix), nullptr) << suffix;
+  }
+  EXPECT_NE(ckpt->find("model.layers.0.mlp.gate.weight"), nullptr) << "router stays BF16";
+  if (format == "nvfp4") {
+    // gate_proj and up_proj of one expert share weight_scale_2 (vLLM fuses them into w13).
+    const io::TensorInfo* g = ckpt->find("model.layers.2.mlp.experts.3.gate_proj.weight_scale_2");
+    const io::TensorInfo* u = ckpt->find("model.layers.2.mlp.experts.3.up_proj.weight_scale_2");
+    ASSERT_TRUE(g != nullptr && u != nullptr);
+    EXPECT_EQ(std::memcmp(g->data, u->data, 4), 0);
+    const nlohmann::json hq = read_json_file(q + "/hf_quant_config.json");
+    const auto excl = hq["quantization"]["exclude_modules"].get<std::vector<std::string>>();
+    EXPECT_NE(std::find(excl.begin(), excl.end(), "model.layers.0.mlp.gate"), excl.end());
+  }
+
+  write_dequantized(q, in, ref, format);
+  const std::vector<int32_t> tokens = {1, 17, 42, 99, 250, 3, 7, 64, 128};
+  const std::vector<float> lq = logits_of(q, tokens), lr = logits_of(ref, tokens);
+  ASSERT_EQ(lq.size(), lr.size());
+  ASSERT_FALSE(lq.empty());
+  double max_diff = 0.0, max_abs = 0.0;
+  for (size_t i = 0; i < lq.size(); ++i) {
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(lq[i] - lr[i])));
+    max_abs = std::max(max_abs, static_cast<double>(std::fabs(lr[i])));
+  }
+  // The kernel table may round activations (BF16 / int8) on ISAs that do; fp32 ISAs agree to ~1e-6.
+  EXPECT_LE(max_diff, 2e-2 * max_abs) << format;
+
+  std::vector<int32_t> eval_tokens;
+  model::NormalRng rng(9);
+  for (int i = 0; i < 256; ++i) eval_tokens.push_back(static_cast<int32_t>(rng.next_u64() % 300));
+  auto r = evaluate(q, in, eval_tokens, 64, 2);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::printf("%s experts: mean KL %.5f, max KL %.5f, top-1 agreement %.3f\n", format.c_str(), r->mean_kl,
+              r->max_kl, r->top1_agreement);
+  EXPECT_GT(r->mean_kl, 0.0);
+  EXPECT_LT(r->mean_kl, format == "fp8" ? 0.01 : 0.1);
+  EXPECT_GT(r->top1_agreement, format == "fp8" ? 0.7 : 0.4);
+
+  // Greedy decoding runs through the quantized experts (token-by-token through the KV cache).
+  model::LoadOptions opts;
+  opts.max_seq_len = 64;
+  auto m = model::load_model(q, opts);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto cache = (*m)->new_kv_cache();
+  auto l = (*m)->forward(tokens, 0, *cache, 1);
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  for (int64_t pos = static_cast<int64_t>(tokens.size()); pos < 24; ++pos) {
+    const auto next = static_cast<int32_t>(std::max_element(l->begin(), l->end()) - l->begin());
+    l = (*m)->forward({&next, 1}, pos, *cache, 1);
+    ASSERT_TRUE(l.ok()) << l.status().message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, MoeRoundTrip, ::testing::Values("nvfp4", "mxfp4", "fp8"));
 
 nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(*base::read_file(path));
@@ -257,6 +354,49 @@ TEST(Quantize, CalibrationWritesSharedInputScales) {
   EXPECT_FALSE(cfg["quantization_config"]["config_groups"]["group_0"]["input_activations"].is_null());
   // The loader keeps it on the MatWeight (W4A16: not applied).
   EXPECT_FALSE(logits_of(q, {1, 2, 3}).empty());
+}
+
+// Qwen3-MoE calibration: every expert module gets an input_scale (vLLM's ModelOpt MoE loaders read
+// w13 / w2 input scales per expert), gate and up share theirs, and the router stays unquantized.
+TEST(Quantize, CalibrationCoversMoeExperts) {
+  TempDir tmp("quant_calib_moe");
+  const std::string in = tmp / "in";
+  model::RandomModelSpec spec;
+  spec.arch = "qwen3-moe";
+  spec.preset = "tiny";
+  spec.vocab_size = 300;
+  ASSERT_TRUE(model::write_random_checkpoint(in, spec).ok());
+  ASSERT_TRUE(base::write_file_atomic(tmp / "calib.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 200 201").ok());
+  for (const std::string format : {"nvfp4", "fp8"}) {
+    const std::string q = tmp / format;
+    auto s = spec_for(format);
+    s.calib_data = tmp / "calib.txt";
+    auto report = quantize_checkpoint(in, q, s);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    auto qc = io::Checkpoint::open(q);
+    ASSERT_TRUE(qc.ok());
+    auto scale = [&](const std::string& name) {
+      const io::TensorInfo* t = qc->find(name + ".input_scale");
+      float v = -1.0f;
+      if (t != nullptr) std::memcpy(&v, t->data, 4);
+      return v;
+    };
+    for (const int layer : {0, 2}) {
+      const std::string p = "model.layers." + std::to_string(layer) + ".mlp.experts.";
+      const float gate0 = scale(p + "0.gate_proj"), down0 = scale(p + "0.down_proj");
+      EXPECT_GT(gate0, 0.0f) << format;
+      EXPECT_GT(down0, 0.0f) << format;
+      EXPECT_NE(gate0, down0) << format;
+      for (int e = 0; e < 8; ++e) {
+        EXPECT_EQ(scale(p + std::to_string(e) + ".gate_proj"), gate0) << format << " expert " << e;
+        EXPECT_EQ(scale(p + std::to_string(e) + ".up_proj"), gate0) << format << " expert " << e;
+        EXPECT_EQ(scale(p + std::to_string(e) + ".down_proj"), down0) << format << " expert " << e;
+      }
+    }
+    EXPECT_GT(scale("model.layers.1.mlp.down_proj"), 0.0f) << "dense layer";
+    EXPECT_EQ(qc->find("model.layers.0.mlp.gate.input_scale"), nullptr) << "router not quantized";
+    EXPECT_FALSE(logits_of(q, {1, 2, 3}).empty());
+  }
 }
 
 TEST(Quantize, RefusesExistingOutputAndCleansUpWhenInterrupted) {
