@@ -44,7 +44,7 @@ struct Case {
   std::string name;
   std::string arch;
   std::string preset;
-  std::string quant;  // "" or nibble quantize's --format
+  std::string quant;        // "" or nibble quantize's --format
   int64_t num_experts = 0;  // 0: the preset's
 };
 
@@ -112,20 +112,22 @@ TEST_P(PlanVsEngine, WeightsAndKvWithinThreePercent) {
   EXPECT_EQ(e->kv.bytes_per_token_full + e->kv.bytes_per_token_sliding, actual.kv_bytes_per_token);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, PlanVsEngine,
-    ::testing::Values(Case{"qwen3_tiny", "qwen3", "tiny", ""}, Case{"qwen3_small", "qwen3", "small", ""},
-                      Case{"llama_tiny", "llama", "tiny", ""}, Case{"llama_small", "llama", "small", ""},
-                      Case{"qwen3_moe_tiny", "qwen3-moe", "tiny", ""},
-                      Case{"qwen3_moe_small", "qwen3-moe", "small", "", 8},
-                      Case{"gpt_oss_tiny", "gpt-oss", "tiny", ""}, Case{"gpt_oss_small", "gpt-oss", "small", "", 8},
-                      Case{"qwen3_small_nvfp4", "qwen3", "small", "nvfp4"},
-                      Case{"qwen3_small_mxfp4", "qwen3", "small", "mxfp4"},
-                      Case{"qwen3_small_fp8", "qwen3", "small", "fp8"},
-                      Case{"llama_small_nvfp4", "llama", "small", "nvfp4"},
-                      Case{"qwen3_moe_tiny_nvfp4", "qwen3-moe", "tiny", "nvfp4"},
-                      Case{"qwen3_moe_tiny_mxfp4", "qwen3-moe", "tiny", "mxfp4"}),
-    [](const auto& param_info) { return param_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Models, PlanVsEngine,
+                         ::testing::Values(Case{"qwen3_tiny", "qwen3", "tiny", ""},
+                                           Case{"qwen3_small", "qwen3", "small", ""},
+                                           Case{"llama_tiny", "llama", "tiny", ""},
+                                           Case{"llama_small", "llama", "small", ""},
+                                           Case{"qwen3_moe_tiny", "qwen3-moe", "tiny", ""},
+                                           Case{"qwen3_moe_small", "qwen3-moe", "small", "", 8},
+                                           Case{"gpt_oss_tiny", "gpt-oss", "tiny", ""},
+                                           Case{"gpt_oss_small", "gpt-oss", "small", "", 8},
+                                           Case{"qwen3_small_nvfp4", "qwen3", "small", "nvfp4"},
+                                           Case{"qwen3_small_mxfp4", "qwen3", "small", "mxfp4"},
+                                           Case{"qwen3_small_fp8", "qwen3", "small", "fp8"},
+                                           Case{"llama_small_nvfp4", "llama", "small", "nvfp4"},
+                                           Case{"qwen3_moe_tiny_nvfp4", "qwen3-moe", "tiny", "nvfp4"},
+                                           Case{"qwen3_moe_tiny_mxfp4", "qwen3-moe", "tiny", "mxfp4"}),
+                         [](const auto& param_info) { return param_info.param.name; });
 
 // Tensors nibble's loader reads into fp32 copies (WeightLoader::vector / floats): norms, biases,
 // sinks. Everything else is used where it is mapped.
@@ -230,8 +232,9 @@ TEST(PlanGptOss, Gpt120bWeightsMatchTheLoaderTensorList) {
     EXPECT_LE(std::fabs(static_cast<double>(plan_bytes[g]) - want), 0.01 * want) << plan::group_name(g);
   }
   const double held = static_cast<double>(held_bytes(*layout));
-  std::printf("gpt-oss-120b: table %.3f GiB (held by the loader %.3f GiB), plan %.3f GiB (with copies %.3f GiB)\n",
-              table_total / kGiB, held / kGiB, e->weight_bytes / kGiB, e->memory.weight_bytes / kGiB);
+  std::printf(
+      "gpt-oss-120b: table %.3f GiB (held by the loader %.3f GiB), plan %.3f GiB (with copies %.3f GiB)\n",
+      table_total / kGiB, held / kGiB, e->weight_bytes / kGiB, e->memory.weight_bytes / kGiB);
   EXPECT_LE(std::fabs(static_cast<double>(e->weight_bytes) - table_total), 0.01 * table_total);
   EXPECT_LE(std::fabs(static_cast<double>(e->memory.weight_bytes) - held), 0.01 * held);
   // The bar: 60-61 GiB (../shared/docs/devices.md: 59.0 GiB as llama.cpp's GGUF, ~61 GB

@@ -51,7 +51,8 @@ int run_plan(const PlanFlags& f) {
   if (f.kv_layout == "reference") {
     options.kv_runtime = plan::kReferenceKv;
   } else if (f.kv_layout != "nibble") {
-    return report_error(base::invalid_argument("--kv-layout '" + f.kv_layout + "' is not nibble or reference"));
+    return report_error(
+        base::invalid_argument("--kv-layout '" + f.kv_layout + "' is not nibble or reference"));
   }
   if (f.kv_dtype == "f32") {
     options.kv_dtype = plan::KvDtype::kF32;

@@ -234,7 +234,8 @@ TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, dou
 // gpt-oss MXFP4 experts: E matrices [N, K] ~ N(0, std), each quantized with formats' default
 // MXFP4 writer rule, stored as blocks [E, N, K/32, 16] and scales [E, N, K/32].
 base::Status make_mxfp4_experts(const std::string& prefix, int64_t num_experts, int64_t rows, int64_t cols,
-                                double std_dev, uint64_t seed, bool with_data, std::vector<TensorBytes>& out) {
+                                double std_dev, uint64_t seed, bool with_data,
+                                std::vector<TensorBytes>& out) {
   const formats::BlockFormat* f = formats::find_block_format("mxfp4");
   NIBBLE_CHECK(f != nullptr, "formats table has no mxfp4 row");
   TensorBytes blocks{prefix + "_blocks", {num_experts, rows, cols / 32, 16}, {}, tensor::DType::kU8};
@@ -360,7 +361,8 @@ base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DTy
       }
     }
   }
-  tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, seed, norm_dtype, with_data));
+  tensors.push_back(
+      make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, seed, norm_dtype, with_data));
   if (!s.tie)
     tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype, with_data));
   return base::ok_status();
@@ -479,8 +481,8 @@ base::Result<Generated> generate(const std::string& out_dir, const RandomModelSp
   // Tensors, in Hugging Face names. Linear and embedding std init_std (0.02); norms 1 + 0.05 * N(0,1).
   const double kStd = spec.init_std, kNormNoise = 0.05;
   if (!moe) {
-    tensors.push_back(
-        make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype, with_data));
+    tensors.push_back(make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed,
+                                  dtype, with_data));
   }
   for (int64_t i = 0; i < s.layers && !moe; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -527,7 +529,8 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   NIBBLE_TRY(
       io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
   NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), g.config_text));
-  NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), g.generation_config_text));
+  NIBBLE_TRY(
+      base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), g.generation_config_text));
   if (!spec.tokenizer_dir.empty()) NIBBLE_TRY(copy_tokenizer_files(spec.tokenizer_dir, out_dir));
   return base::ok_status();
 }

@@ -476,12 +476,13 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   const bool nibble_kv = o.kv_runtime.dtype == kNibbleKv.dtype &&
                          o.kv_runtime.caps_sliding_window == kNibbleKv.caps_sliding_window &&
                          o.kv_runtime.block_tokens == kNibbleKv.block_tokens;
-  std::string kv_note = std::string("KV cache in ") + (e.kv_dtype == KvDtype::kF32    ? "f32"
-                                                        : e.kv_dtype == KvDtype::kFp8 ? "fp8"
-                                                                                      : "bf16");
+  std::string kv_note = std::string("KV cache in ") + (e.kv_dtype == KvDtype::kF32   ? "f32"
+                                                       : e.kv_dtype == KvDtype::kFp8 ? "fp8"
+                                                                                     : "bf16");
   kv_note += o.kv_dtype ? " (--kv-dtype)" : nibble_kv ? " (what nibble's engine allocates)" : "";
   kv_note += ", " + std::to_string(o.kv_runtime.block_tokens) + "-token blocks; sliding-window layers ";
-  kv_note += o.kv_runtime.caps_sliding_window ? "hold at most the window" : "hold every token (nibble's engine)";
+  kv_note +=
+      o.kv_runtime.caps_sliding_window ? "hold at most the window" : "hold every token (nibble's engine)";
   e.assumptions.push_back(kv_note);
   if (shape.quant.kv_dtype && !o.kv_dtype)
     e.assumptions.push_back("the checkpoint ships an FP8 KV scheme; nibble's engine does not use it");

@@ -82,7 +82,7 @@ struct KvLayout {
   int64_t block_tokens = 1;             // sequences hold whole blocks
   int64_t bytes_per_token_full = 0;     // summed over full-attention layers
   int64_t bytes_per_token_sliding = 0;  // summed over sliding-window layers
-  int64_t sliding_window = 0;  // 0: sliding-window layers hold every token (not capped)
+  int64_t sliding_window = 0;           // 0: sliding-window layers hold every token (not capped)
   int64_t num_full_layers = 0;
   int64_t num_sliding_layers = 0;
   // KV bytes one sequence of `num_tokens` tokens holds (whole blocks).
@@ -97,7 +97,7 @@ struct KvLayout {
 struct MemoryPlan {  // one node
   double usable_bytes = 0;
   double margin_bytes = 0;
-  double budget_bytes = 0;  // usable − margin
+  double budget_bytes = 0;   // usable − margin
   int64_t weight_bytes = 0;  // checkpoint bytes + loader copies, this node's share
   int64_t kv_bytes = 0;
   int64_t activation_bytes = 0;

@@ -59,7 +59,8 @@ TEST(KvCache, GqaSlidingAndMla) {
   const KvLayout kv = kv_layout(dense, kReferenceKv);
   EXPECT_EQ(kv.bytes_per_token_full, 4 * 2 * 2 * 32 * 2);  // layers × (K,V) × kv heads × head_dim × 2 B
   EXPECT_EQ(kv.bytes_per_sequence(100), 100 * kv.bytes_per_token_full);
-  EXPECT_EQ(kv_layout(dense, KvRuntime{KvDtype::kFp8, true, 1}).bytes_per_token_full, kv.bytes_per_token_full / 2);
+  EXPECT_EQ(kv_layout(dense, KvRuntime{KvDtype::kFp8, true, 1}).bytes_per_token_full,
+            kv.bytes_per_token_full / 2);
 
   c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
   c["sliding_window"] = 16;

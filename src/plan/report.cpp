@@ -72,7 +72,8 @@ void memory_lines(std::string& out, const MemoryPlan& m, const DeviceProfile& d,
   out += fmt("  %-34s %s GiB\n", "usable", gib(m.usable_bytes).c_str());
   out += fmt("  %-34s %s GiB\n", fmt("safety margin (%.0f%%)", d.memory_margin_fraction * 100).c_str(),
              gib(m.margin_bytes).c_str());
-  out += fmt("  %-34s %s GiB\n", "weights (+ loader's fp32 vectors)", gib(static_cast<double>(m.weight_bytes)).c_str());
+  out += fmt("  %-34s %s GiB\n", "weights (+ loader's fp32 vectors)",
+             gib(static_cast<double>(m.weight_bytes)).c_str());
   out += fmt("  %-34s %s GiB\n",
              fmt("kv cache (%s x %s tok, %s)", grouped(e.options.concurrency).c_str(),
                  grouped(e.options.context_tokens).c_str(), kv_dtype_name(e.kv_dtype))
@@ -211,7 +212,8 @@ json to_json(const Estimate& e, const DeviceProfile& d, const std::string& model
               {"concurrency", e.options.concurrency},
               {"nodes", e.options.nodes},
               {"prefill_chunk_tokens", e.options.prefill_chunk_tokens}}},
-            {"weights", {{"bytes", e.weight_bytes}, {"loader_copy_bytes", e.loader_copy_bytes}, {"groups", groups}}},
+            {"weights",
+             {{"bytes", e.weight_bytes}, {"loader_copy_bytes", e.loader_copy_bytes}, {"groups", groups}}},
             {"kv_cache",
              {{"bytes_per_token_full_layers", e.kv.bytes_per_token_full},
               {"bytes_per_token_sliding_layers", e.kv.bytes_per_token_sliding},
