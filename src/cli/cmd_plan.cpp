@@ -19,6 +19,7 @@ struct PlanFlags {
   std::string devices_file;
   std::string format = "as-is";
   std::string kv_dtype;
+  std::string kv_layout = "nibble";
   int64_t context = 4096;
   int64_t concurrency = 1;
   int nodes = 1;
@@ -47,12 +48,20 @@ int run_plan(const PlanFlags& f) {
   if (!format.ok()) return report_error(format.status());
   plan::PlanOptions options;
   options.format = *format;
-  if (f.kv_dtype == "bf16") {
+  if (f.kv_layout == "reference") {
+    options.kv_runtime = plan::kReferenceKv;
+  } else if (f.kv_layout != "nibble") {
+    return report_error(
+        base::invalid_argument("--kv-layout '" + f.kv_layout + "' is not nibble or reference"));
+  }
+  if (f.kv_dtype == "f32") {
+    options.kv_dtype = plan::KvDtype::kF32;
+  } else if (f.kv_dtype == "bf16") {
     options.kv_dtype = plan::KvDtype::kBf16;
   } else if (f.kv_dtype == "fp8") {
     options.kv_dtype = plan::KvDtype::kFp8;
   } else if (!f.kv_dtype.empty()) {
-    return report_error(base::invalid_argument("--kv-dtype '" + f.kv_dtype + "' is not bf16 or fp8"));
+    return report_error(base::invalid_argument("--kv-dtype '" + f.kv_dtype + "' is not f32, bf16 or fp8"));
   }
   options.context_tokens = f.context;
   options.concurrency = f.concurrency;
@@ -84,7 +93,10 @@ void add_plan(CLI::App& app, CommandFn* run) {
                   "device profile file replacing the built-in data/devices.json");
   cmd->add_option("--format", flags->format, "bf16, fp8, fp8-block, nvfp4, mxfp4 or as-is (default)");
   cmd->add_option("--kv-dtype", flags->kv_dtype,
-                  "bf16 or fp8 (default: the checkpoint's KV scheme, else bf16)");
+                  "f32, bf16 or fp8 (default: what nibble's engine allocates, f32 today)");
+  cmd->add_option("--kv-layout", flags->kv_layout,
+                  "nibble (default: as nibble's engine allocates: every layer in full, 16-token blocks) or "
+                  "reference (llama.cpp / vLLM: bf16, sliding-window layers capped at the window)");
   cmd->add_option("--context", flags->context, "tokens per sequence (default 4096)");
   cmd->add_option("--concurrency", flags->concurrency, "sequences decoded together (default 1)");
   cmd->add_option("--nodes", flags->nodes, "devices linked together (default 1)");

@@ -27,6 +27,16 @@ int64_t LlmEngine::num_live_samplers() const {
   return runner_->num_live_samplers();
 }
 
+EngineMemoryReport LlmEngine::memory_report() const {
+  EngineMemoryReport r;
+  r.weight_bytes = static_cast<int64_t>(runner_->model().weight_bytes());
+  r.kv_bytes_per_token = metadata_.kv_bytes_per_token;
+  r.kv_block_size = runner_->kv_storage().block_size();
+  r.kv_num_blocks = runner_->kv_storage().num_blocks();
+  r.kv_allocated_bytes = runner_->kv_storage().allocated_bytes();
+  return r;
+}
+
 base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& model_dir,
                                                            const EngineArgs& args) {
   if (args.max_num_seqs < 1) return base::invalid_argument("--max-num-seqs must be at least 1");

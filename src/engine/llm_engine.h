@@ -65,6 +65,15 @@ struct EngineMetadata {
 
 class LlmModelRunner;
 
+// What the engine holds in memory now (for `nibble plan`'s checks and load reports).
+struct EngineMemoryReport {
+  int64_t weight_bytes = 0;        // the loaded model's weights: mapped tensors + load-time copies
+  int64_t kv_bytes_per_token = 0;  // K and V of one token, all layers (fp32 today)
+  int32_t kv_block_size = 0;       // tokens per KV block
+  int32_t kv_num_blocks = 0;       // blocks addressable now
+  int64_t kv_allocated_bytes = 0;  // the KV pool's allocations (whole chunks)
+};
+
 class LlmEngine {
  public:
   // Reads the config, checks that weights + the minimum KV cache fit in available memory
@@ -82,6 +91,8 @@ class LlmEngine {
   EngineStats stats() const { return core_->stats(); }
   // Samplers the runner still holds (for leak tests; read while the engine is idle).
   int64_t num_live_samplers() const;
+  // Weights and KV pool as allocated (read while the engine is idle: the pool may grow in a step).
+  EngineMemoryReport memory_report() const;
 
  private:
   LlmEngine() = default;

@@ -88,7 +88,7 @@ base::Result<std::unique_ptr<Model>> load_gpt_oss(ModelConfig config, io::Checkp
     NIBBLE_ASSIGN_OR_RETURN(MoeLayerWeights w, load_gpt_oss_moe(config, loader, i));
     moe.push_back(std::move(w));
   }
-  const uint64_t weight_bytes = loader.bytes_loaded();
+  const uint64_t weight_bytes = loader.bytes_held();
   return std::unique_ptr<Model>(std::make_unique<GptOssModel>(std::move(config), std::move(checkpoint),
                                                               options, *kernels, std::move(weights),
                                                               std::move(moe), weight_bytes));

@@ -56,7 +56,7 @@ base::Result<std::unique_ptr<Model>> load_llama(ModelConfig config, io::Checkpoi
   NIBBLE_ASSIGN_OR_RETURN(const kernels::KernelTable* kernels, kernels::kernel_table());
   WeightLoader loader(checkpoint);
   NIBBLE_ASSIGN_OR_RETURN(DecoderWeights weights, load_decoder_weights(config, loader, /*qk_norm=*/false));
-  const uint64_t weight_bytes = loader.bytes_loaded();
+  const uint64_t weight_bytes = loader.bytes_held();
   return std::unique_ptr<Model>(std::make_unique<LlamaModel>(
       std::move(config), std::move(checkpoint), options, *kernels, std::move(weights), weight_bytes));
 }

@@ -55,7 +55,8 @@ class Model {
   // A contiguous cache sized for options().max_seq_len.
   std::unique_ptr<KvCache> new_kv_cache() const;
 
-  // Bytes of weights by where they live (for load reports).
+  // Bytes the loaded weights hold: the checkpoint tensors the model mapped and uses, plus the
+  // copies made at load (fp32 norms and biases, converted scales) — WeightLoader::bytes_held().
   virtual uint64_t weight_bytes() const = 0;
 
   // Mixture-of-experts models: expert weight matrices streamed by the last forward call (each

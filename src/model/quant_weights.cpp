@@ -66,6 +66,7 @@ base::Result<const uint8_t*> WeightLoader::f32_scales(const io::TensorInfo& t, c
   }
   const int64_t n = t.num_elems();
   std::vector<uint8_t>& buf = owned_->emplace_back(static_cast<size_t>(n) * 4);
+  bytes_copied_ += buf.size();
   for (int64_t i = 0; i < n; ++i) {
     const float v = read_float(t.data + i * 2, t.dtype);
     std::memcpy(buf.data() + i * 4, &v, 4);

@@ -84,7 +84,7 @@ base::Result<std::unique_ptr<Model>> load_qwen3_moe(ModelConfig config, io::Chec
     if (!is_sparse_layer(config, i)) continue;
     NIBBLE_ASSIGN_OR_RETURN(moe[static_cast<size_t>(i)], load_qwen3_moe_layer(config, loader, i));
   }
-  const uint64_t weight_bytes = loader.bytes_loaded();
+  const uint64_t weight_bytes = loader.bytes_held();
   return std::unique_ptr<Model>(std::make_unique<Qwen3MoeModel>(std::move(config), std::move(checkpoint),
                                                                 options, *kernels, std::move(weights),
                                                                 std::move(moe), weight_bytes));

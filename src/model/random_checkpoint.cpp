@@ -233,20 +233,24 @@ uint64_t fnv1a(const std::string& s) {
 }
 
 // One tensor's values: mean + std * N(0,1), from a stream seeded by (seed, name).
+// (With `with_data` false only the name, shape, dtype and byte count are filled in.)
 struct TensorBytes {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
   tensor::DType dtype = tensor::DType::kF32;
+  uint64_t num_bytes = 0;
 };
 
 TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, double mean, double std_dev,
-                        uint64_t seed, tensor::DType dtype) {
+                        uint64_t seed, tensor::DType dtype, bool with_data) {
   int64_t num_elems = 1;
   for (int64_t d : shape) num_elems *= d;
   NormalRng rng(seed ^ fnv1a(name));
   TensorBytes t{name, std::move(shape), {}, dtype};
   const int elem_bytes = tensor::dtype_bits(dtype) / 8;
+  t.num_bytes = static_cast<uint64_t>(num_elems * elem_bytes);
+  if (!with_data) return t;
   t.bytes.resize(static_cast<size_t>(num_elems * elem_bytes));
   for (int64_t i = 0; i < num_elems; ++i) {
     const auto v = static_cast<float>(mean + std_dev * rng.next_normal());
@@ -264,11 +268,19 @@ TensorBytes make_tensor(const std::string& name, std::vector<int64_t> shape, dou
 // gpt-oss MXFP4 experts: E matrices [N, K] ~ N(0, std), each quantized with formats' default
 // MXFP4 writer rule, stored as blocks [E, N, K/32, 16] and scales [E, N, K/32].
 base::Status make_mxfp4_experts(const std::string& prefix, int64_t num_experts, int64_t rows, int64_t cols,
-                                double std_dev, uint64_t seed, std::vector<TensorBytes>& out) {
+                                double std_dev, uint64_t seed, bool with_data,
+                                std::vector<TensorBytes>& out) {
   const formats::BlockFormat* f = formats::find_block_format("mxfp4");
   NIBBLE_CHECK(f != nullptr, "formats table has no mxfp4 row");
   TensorBytes blocks{prefix + "_blocks", {num_experts, rows, cols / 32, 16}, {}, tensor::DType::kU8};
   TensorBytes scales{prefix + "_scales", {num_experts, rows, cols / 32}, {}, tensor::DType::kU8};
+  blocks.num_bytes = static_cast<uint64_t>(num_experts * rows * (cols / 32) * 16);
+  scales.num_bytes = static_cast<uint64_t>(num_experts * rows * (cols / 32));
+  if (!with_data) {
+    out.push_back(std::move(blocks));
+    out.push_back(std::move(scales));
+    return base::ok_status();
+  }
   NormalRng rng(seed ^ fnv1a(blocks.name));
   std::vector<float> w(static_cast<size_t>(rows * cols));
   for (int64_t e = 0; e < num_experts; ++e) {
@@ -283,8 +295,8 @@ base::Status make_mxfp4_experts(const std::string& prefix, int64_t num_experts, 
 }
 
 // config.json fields and tensors of gpt-oss (GptOssForCausalLM) and Qwen3-MoE (Qwen3MoeForCausalLM).
-base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DType dtype, Json& config,
-                       std::vector<TensorBytes>& tensors) {
+base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DType dtype, bool with_data,
+                       Json& config, std::vector<TensorBytes>& tensors) {
   const bool gpt_oss = spec.arch == "gpt-oss";
   const double kStd = spec.init_std, kNormNoise = 0.05;
   const uint64_t seed = spec.seed;
@@ -330,12 +342,13 @@ base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DTy
   }
   config["num_experts_per_tok"] = s.top_k;
 
-  tensors.push_back(make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype));
+  tensors.push_back(
+      make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype, with_data));
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     auto add = [&](const std::string& name, std::vector<int64_t> shape, double mean, double std_dev,
                    tensor::DType dt) {
-      tensors.push_back(make_tensor(p + name, std::move(shape), mean, std_dev, seed, dt));
+      tensors.push_back(make_tensor(p + name, std::move(shape), mean, std_dev, seed, dt, with_data));
     };
     const int64_t q_dim = s.heads * s.head_dim, kv_dim = s.kv_heads * s.head_dim;
     add("input_layernorm.weight", {s.hidden}, 1.0, kNormNoise, norm_dtype);
@@ -361,12 +374,12 @@ base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DTy
       add("mlp.router.weight", {s.experts, s.hidden}, 0.0, kStd * 5, dtype);
       add("mlp.router.bias", {s.experts}, 0.0, kStd, dtype);
       NIBBLE_TRY(make_mxfp4_experts(p + "mlp.experts.gate_up_proj", s.experts, 2 * s.moe_inter, s.hidden,
-                                    kStd, seed, tensors));
+                                    kStd, seed, with_data, tensors));
       // Wide gate/up biases (std 3) push ~2% of the pre-activations past the SwiGLU clamp (±7),
       // so the clamp is exercised as in the real model.
       add("mlp.experts.gate_up_proj_bias", {s.experts, 2 * s.moe_inter}, 0.0, 3.0, dtype);
       NIBBLE_TRY(make_mxfp4_experts(p + "mlp.experts.down_proj", s.experts, s.hidden, s.moe_inter, kStd, seed,
-                                    tensors));
+                                    with_data, tensors));
       add("mlp.experts.down_proj_bias", {s.experts, s.hidden}, 0.0, kStd, dtype);
     } else if (i == 1 && s.layers > 2) {
       add("mlp.gate_proj.weight", {s.inter, s.hidden}, 0.0, kStd, dtype);
@@ -382,14 +395,21 @@ base::Status build_moe(const RandomModelSpec& spec, const Shapes& s, tensor::DTy
       }
     }
   }
-  tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, seed, norm_dtype));
-  if (!s.tie) tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype));
+  tensors.push_back(
+      make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, seed, norm_dtype, with_data));
+  if (!s.tie)
+    tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, seed, dtype, with_data));
   return base::ok_status();
 }
 
-}  // namespace
+// Everything write_random_checkpoint writes, built in memory (tensor values only `with_data`).
+struct Generated {
+  std::string config_text;
+  std::string generation_config_text;
+  std::vector<TensorBytes> tensors;
+};
 
-base::Status write_random_checkpoint(const std::string& out_dir, const RandomModelSpec& spec) {
+base::Result<Generated> generate(const std::string& out_dir, const RandomModelSpec& spec, bool with_data) {
   const bool moe = spec.arch == "gpt-oss" || spec.arch == "qwen3-moe";
   if (spec.arch != "qwen3" && spec.arch != "llama" && !moe) {
     return base::invalid_argument("--arch '" + spec.arch +
@@ -436,10 +456,6 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   if (bos >= s.vocab || eos >= s.vocab)
     return base::invalid_argument("vocab size too small for the bos/eos ids");
 
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  if (ec) return base::io_error(out_dir + ": cannot create folder: " + ec.message());
-
   const bool qwen3 = spec.arch == "qwen3";
   const bool llama = spec.arch == "llama";
   Json config;
@@ -483,7 +499,7 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   if (qwen3) config["use_sliding_window"] = false;
   config["vocab_size"] = s.vocab;
   std::vector<TensorBytes> tensors;
-  if (moe) NIBBLE_TRY(build_moe(spec, s, dtype, config, tensors));
+  if (moe) NIBBLE_TRY(build_moe(spec, s, dtype, with_data, config, tensors));
   // Check what we wrote with our own parser: make-model never writes a checkpoint nibble rejects.
   const std::string config_text = config.dump(2) + "\n";
   NIBBLE_TRY(parse_model_config(config_text, base::join_path(out_dir, "config.json")).status());
@@ -499,16 +515,16 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
   // Tensors, in Hugging Face names. Linear and embedding std init_std (0.02); norms 1 + 0.05 * N(0,1).
   const double kStd = spec.init_std, kNormNoise = 0.05;
   if (!moe) {
-    tensors.push_back(
-        make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+    tensors.push_back(make_tensor("model.embed_tokens.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed,
+                                  dtype, with_data));
   }
   for (int64_t i = 0; i < s.layers && !moe; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     auto linear = [&](const std::string& name, int64_t rows, int64_t cols) {
-      tensors.push_back(make_tensor(p + name, {rows, cols}, 0.0, kStd, spec.seed, dtype));
+      tensors.push_back(make_tensor(p + name, {rows, cols}, 0.0, kStd, spec.seed, dtype, with_data));
     };
     auto norm = [&](const std::string& name, int64_t dim) {
-      tensors.push_back(make_tensor(p + name, {dim}, 1.0, kNormNoise, spec.seed, dtype));
+      tensors.push_back(make_tensor(p + name, {dim}, 1.0, kNormNoise, spec.seed, dtype, with_data));
     };
     norm("input_layernorm.weight", s.hidden);
     linear("self_attn.q_proj.weight", s.heads * s.head_dim, s.hidden);
@@ -525,18 +541,30 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     linear("mlp.down_proj.weight", s.hidden, s.inter);
   }
   if (!moe) {
-    tensors.push_back(make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, spec.seed, dtype));
+    tensors.push_back(
+        make_tensor("model.norm.weight", {s.hidden}, 1.0, kNormNoise, spec.seed, dtype, with_data));
     if (!s.tie)
-      tensors.push_back(make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype));
+      tensors.push_back(
+          make_tensor("lm_head.weight", {s.vocab, s.hidden}, 0.0, kStd, spec.seed, dtype, with_data));
   }
+  return Generated{config_text, gen.dump(2) + "\n", std::move(tensors)};
+}
 
+}  // namespace
+
+base::Status write_random_checkpoint(const std::string& out_dir, const RandomModelSpec& spec) {
+  NIBBLE_ASSIGN_OR_RETURN(Generated g, generate(out_dir, spec, /*with_data=*/true));
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) return base::io_error(out_dir + ": cannot create folder: " + ec.message());
   std::vector<io::TensorToWrite> to_write;
-  for (const auto& t : tensors)
+  for (const auto& t : g.tensors)
     to_write.push_back({t.name, t.dtype, t.shape, t.bytes.data(), t.bytes.size()});
   NIBBLE_TRY(
       io::write_safetensors(base::join_path(out_dir, "model.safetensors"), to_write, {{"format", "pt"}}));
-  NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), config_text));
-  NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), gen.dump(2) + "\n"));
+  NIBBLE_TRY(base::write_file_atomic(base::join_path(out_dir, "config.json"), g.config_text));
+  NIBBLE_TRY(
+      base::write_file_atomic(base::join_path(out_dir, "generation_config.json"), g.generation_config_text));
   if (!spec.tokenizer_dir.empty()) {
     NIBBLE_TRY(copy_tokenizer_files(spec.tokenizer_dir, out_dir));
     if (spec.arch == "gpt-oss" && !has_chat_template(out_dir)) {
@@ -544,6 +572,14 @@ base::Status write_random_checkpoint(const std::string& out_dir, const RandomMod
     }
   }
   return base::ok_status();
+}
+
+base::Result<RandomCheckpointLayout> random_checkpoint_layout(const RandomModelSpec& spec) {
+  NIBBLE_ASSIGN_OR_RETURN(Generated g, generate("(layout)", spec, /*with_data=*/false));
+  RandomCheckpointLayout layout;
+  layout.config_text = std::move(g.config_text);
+  for (const TensorBytes& t : g.tensors) layout.tensors.push_back({t.name, t.shape, t.dtype, t.num_bytes});
+  return layout;
 }
 
 }  // namespace nibble::model

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
+#include "tensor/dtype.h"
 
 namespace nibble::model {
 
@@ -38,6 +40,20 @@ struct RandomModelSpec {
 // F32 norms, BF16 (--dtype) elsewhere, and a quantization_config {"quant_method": "mxfp4"}.
 // Creates OUT_DIR if needed. Every file is written atomically.
 base::Status write_random_checkpoint(const std::string& out_dir, const RandomModelSpec& spec);
+
+// The config.json and tensor list write_random_checkpoint would write, without making any tensor
+// data: for checking sizes of real-scale shapes (e.g. gpt-oss-120b) that are too big to write.
+struct RandomTensorSpec {
+  std::string name;            // checkpoint name
+  std::vector<int64_t> shape;  // as stored
+  tensor::DType dtype = tensor::DType::kF32;
+  uint64_t num_bytes = 0;
+};
+struct RandomCheckpointLayout {
+  std::string config_text;  // config.json
+  std::vector<RandomTensorSpec> tensors;
+};
+base::Result<RandomCheckpointLayout> random_checkpoint_layout(const RandomModelSpec& spec);
 
 // The deterministic generator: splitmix64 seeded per tensor, Box-Muller in double.
 class NormalRng {

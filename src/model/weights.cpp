@@ -108,6 +108,7 @@ base::Result<std::vector<float>> WeightLoader::floats(const std::string& name,
     }
   }
   bytes_loaded_ += t->num_bytes;
+  bytes_copied_ += out.size() * sizeof(float);
   return out;
 }
 

@@ -35,7 +35,12 @@ class WeightLoader {
                                           tensor::DType dtype);
   const io::Checkpoint& checkpoint() const { return checkpoint_; }
 
+  // Checkpoint bytes of every tensor read so far (they stay mapped).
   uint64_t bytes_loaded() const { return bytes_loaded_; }
+  // Bytes the loader made at load: fp32 copies returned by vector()/floats() and owned_buffers().
+  uint64_t bytes_copied() const { return bytes_copied_; }
+  // What the loaded weights hold in memory: the mapped tensors plus the load-time copies.
+  uint64_t bytes_held() const { return bytes_loaded_ + bytes_copied_; }
   // Buffers made at load (scales converted to F32) that returned views point into; keep alive.
   std::shared_ptr<const void> owned_buffers() const { return owned_; }
   const QuantConfig* quant_config() const { return quant_ ? &*quant_ : nullptr; }
@@ -50,6 +55,7 @@ class WeightLoader {
 
   const io::Checkpoint& checkpoint_;
   uint64_t bytes_loaded_ = 0;
+  uint64_t bytes_copied_ = 0;
   std::optional<QuantConfig> quant_;
   std::shared_ptr<std::deque<std::vector<uint8_t>>> owned_ = std::make_shared<std::deque<std::vector<uint8_t>>>();
 };

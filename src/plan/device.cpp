@@ -7,7 +7,9 @@
 
 #include "base/file_util.h"
 #include "base/thread_pool.h"
-#include "plan/probe.h"
+#include "bench/roofline.h"
+#include "engine/memory_policy.h"
+#include "kernels/kernel_table.h"
 
 namespace nibble::plan {
 namespace {
@@ -290,24 +292,25 @@ Result<DeviceProfile> measure_this_cpu(const DeviceCatalog& catalog) {
   if (kind_it == catalog.kinds.end())
     return base::invalid_argument("device catalog: no constants for kind cpu");
   apply_kind(kind_it->second, &d);
-  NIBBLE_ASSIGN_OR_RETURN(probe::MemoryInfo mem, probe::read_meminfo());
-  d.memory_bytes = static_cast<double>(mem.total_bytes);
-  d.usable_memory_bytes = static_cast<double>(mem.available_bytes);
-  d.sources["memory_bytes"] = "measured: MemTotal in /proc/meminfo";
-  d.sources["usable_memory_bytes"] = "measured: MemAvailable in /proc/meminfo";
+  // The engine's own view of memory: MemAvailable, lowered to the cgroup's room in a container.
+  NIBBLE_ASSIGN_OR_RETURN(engine::MemoryInfo mem, engine::read_memory_info());
+  d.memory_bytes = static_cast<double>(mem.total_bytes());
+  d.usable_memory_bytes = static_cast<double>(mem.available_bytes());
+  d.sources["memory_bytes"] = "measured: MemTotal in /proc/meminfo (or the cgroup limit)";
+  d.sources["usable_memory_bytes"] = "measured: MemAvailable in /proc/meminfo (or the cgroup's room)";
+  // `nibble bench`'s roofline probes, through the kernel table the model's kernels run from.
+  NIBBLE_ASSIGN_OR_RETURN(const kernels::KernelTable* table, kernels::kernel_table());
   base::ThreadPool pool(base::available_cpus());
-  NIBBLE_ASSIGN_OR_RETURN(probe::BandwidthResult bw, probe::measure_read_bandwidth(pool));
-  d.bandwidth_bytes_per_s = bw.bytes_per_s;
-  d.sources["bandwidth_bytes_per_s"] =
-      "measured: streaming read of " + std::to_string(bw.buffer_bytes >> 20) + " MiB with " +
-      std::to_string(bw.num_threads) + " threads, best of " + std::to_string(bw.num_passes) + " passes";
-  const probe::FlopsResult flops = probe::measure_fma_peak(pool);
+  const bench::Roofline roof = bench::measure_roofline(*table, pool);
+  d.bandwidth_bytes_per_s = roof.read_bytes_per_s;
+  d.sources["bandwidth_bytes_per_s"] = "measured: nibble bench's streaming-read probe (" + table->isa + ", " +
+                                       std::to_string(roof.num_threads) + " threads)";
   // The CPU kernels dequantize every format to FP32, so one FP32 peak serves all of them.
-  d.peak_bf16_flops = flops.flops_per_s;
-  d.sources["peak_bf16_flops"] = "measured: FP32 FMA chains (" + flops.isa + ") on " +
-                                 std::to_string(flops.num_threads) +
-                                 " threads; all formats run at this rate on CPU";
-  d.display_name = "this CPU (" + std::to_string(bw.num_threads) + " threads, " + flops.isa + ")";
+  d.peak_bf16_flops = roof.fma_flops_per_s;
+  d.sources["peak_bf16_flops"] = "measured: nibble bench's FMA probe (" + table->isa + ", " +
+                                 std::to_string(roof.num_threads) +
+                                 " threads); all formats run at this rate on CPU";
+  d.display_name = "this CPU (" + std::to_string(roof.num_threads) + " threads, " + table->isa + ")";
   if (d.bandwidth_bytes_per_s <= 0 || d.peak_bf16_flops <= 0)
     return base::internal_error("this-cpu: a probe measured nothing");
   return d;

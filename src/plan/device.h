@@ -1,6 +1,7 @@
 // Device profiles: memory, bandwidth, peak throughput per format, interconnect and the efficiency
 // constants of the device kind. The built-in profiles come from data/devices.json (compiled in);
-// `custom:` strings and `this-cpu` (measured with plan/probe.h) build one on the spot.
+// `custom:` strings and `this-cpu` (measured with `nibble bench`'s roofline probes) build one on
+// the spot.
 #pragma once
 
 #include <map>
@@ -61,7 +62,8 @@ base::Result<DeviceCatalog> parse_devices_json(const std::string& text, const st
 // Efficiency constants come from `kind` (default gpu-discrete).
 base::Result<DeviceProfile> parse_custom_device(const std::string& spec, const DeviceCatalog& catalog);
 
-// `this-cpu`: memory from /proc/meminfo, bandwidth and FMA peak measured with plan/probe.h.
+// `this-cpu`: memory as the engine sees it (engine::read_memory_info), bandwidth and FMA peak from
+// bench::measure_roofline (the probes `nibble bench` compares its speeds with).
 base::Result<DeviceProfile> measure_this_cpu(const DeviceCatalog& catalog);
 
 // Resolves `--device`: a built-in name, `custom:...`, or `this-cpu` (runs the probes, < 2 s).

@@ -1,4 +1,4 @@
-// Device profiles (data/devices.json as compiled in), custom strings and the probes.
+// Device profiles (data/devices.json as compiled in), custom strings and this-cpu.
 #include "plan/device.h"
 
 #include <gtest/gtest.h>
@@ -6,7 +6,6 @@
 #include <cstdio>
 
 #include "base/thread_pool.h"
-#include "plan/probe.h"
 
 namespace nibble::plan {
 namespace {
@@ -100,25 +99,17 @@ TEST(Devices, RejectsMalformedCatalogs) {
   EXPECT_FALSE(parse_devices_json("[]", "f").ok());
 }
 
-TEST(Probe, ParsesMeminfo) {
-  auto info = probe::parse_meminfo("MemTotal:       131072 kB\nMemFree:  1 kB\nMemAvailable:    65536 kB\n");
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->total_bytes, 131072 * 1024);
-  EXPECT_EQ(info->available_bytes, 65536 * 1024);
-  EXPECT_FALSE(probe::parse_meminfo("MemTotal: 5 kB\n").ok());
-  EXPECT_FALSE(probe::parse_meminfo("garbage").ok());
-}
-
-TEST(Probe, ProbesMeasureSomething) {
-  base::ThreadPool pool(2);
-  auto bw = probe::measure_read_bandwidth(pool, int64_t{8} << 20, 1);
-  ASSERT_TRUE(bw.ok());
-  EXPECT_EQ(bw->buffer_bytes, int64_t{8} << 20);
-  EXPECT_GT(bw->bytes_per_s, 0);
-  const probe::FlopsResult flops = probe::measure_fma_peak(pool, 0.005);
-  EXPECT_GT(flops.flops_per_s, 0);
-  EXPECT_FALSE(flops.isa.empty());
-  EXPECT_FALSE(probe::measure_read_bandwidth(pool, 0, 1).ok());
+TEST(Devices, ThisCpuIsMeasured) {
+  auto catalog = builtin_catalog();
+  ASSERT_TRUE(catalog.ok());
+  auto d = measure_this_cpu(*catalog);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->kind, DeviceKind::kCpu);
+  EXPECT_GT(d->bandwidth_bytes_per_s, 0);
+  EXPECT_GT(d->peak_bf16_flops, 0);
+  EXPECT_GT(d->memory_bytes, 0);
+  EXPECT_LE(d->usable_memory_bytes, d->memory_bytes);
+  EXPECT_EQ(d->sources.count("bandwidth_bytes_per_s"), 1u);
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ struct Model {
   const ModelShape& shape;
   KvLayout kv;
   Costs costs;
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;  // held in memory: checkpoint bytes + the loader's copies
 };
 
 double distinct_fraction(const Costs& c, double num_tokens) {
@@ -160,7 +160,7 @@ StepCost decode_cost(const Model& model, int64_t batch, int64_t context, double 
   StepCost s;
   const double b = static_cast<double>(batch);
   s.bytes = (c.static_bytes + c.routed_bytes * distinct_fraction(c, b) + b * c.embed_row_bytes) / share +
-            b * static_cast<double>(model.kv.bytes_per_sequence(context)) * kv_share;
+            b * static_cast<double>(model.kv.bytes_read(context)) * kv_share;
   for (int k = 0; k < kNumClasses; ++k) {
     const size_t i = static_cast<size_t>(k);
     s.flops[i] = b * (c.static_flops[i] + c.routed_flops[i] * c.active_fraction + c.lm_head_flops[i]) / share;
@@ -176,7 +176,7 @@ StepCost prefill_cost(const Model& model, int64_t first, int64_t last, bool fina
   StepCost s;
   const double n = static_cast<double>(last - first);
   s.bytes = (c.static_bytes + c.routed_bytes * distinct_fraction(c, n) + n * c.embed_row_bytes) / share +
-            static_cast<double>(model.kv.bytes_per_sequence(first)) / share;
+            static_cast<double>(model.kv.bytes_read(first)) / share;
   for (int k = 0; k < kNumClasses; ++k) {
     const size_t i = static_cast<size_t>(k);
     s.flops[i] = (n * (c.static_flops[i] + c.routed_flops[i] * c.active_fraction) +
@@ -258,8 +258,8 @@ SpeedPlan plan_speed(const Model& model, const DeviceProfile& d, const PlanOptio
 }
 
 Costs compute_costs(const ModelShape& m, const std::vector<TensorSpec>& tensors, const PlanOptions& o,
-                    std::vector<WeightGroupBytes>* groups, int64_t* weight_bytes, int64_t* num_params,
-                    int64_t* active_params) {
+                    std::vector<WeightGroupBytes>* groups, int64_t* weight_bytes, int64_t* copy_bytes,
+                    int64_t* num_params, int64_t* active_params) {
   Costs c;
   c.num_experts = m.moe.num_experts;
   c.top_k = m.moe.num_experts_per_tok;
@@ -278,6 +278,7 @@ Costs compute_costs(const ModelShape& m, const std::vector<TensorSpec>& tensors,
     g.bytes += bytes;
     g.scale_bytes += t.count * matrix_scale_bytes(f, t.out_dim, t.in_dim);
     *weight_bytes += bytes;
+    if (t.out_dim == 1) *copy_bytes += t.num_elems() * kNibbleLoaderVectorBytes;
     *num_params += t.num_elems();
     const size_t cls = static_cast<size_t>(class_idx(f.compute));
     const double flops = 2.0 * static_cast<double>(t.num_elems());
@@ -337,16 +338,40 @@ double expected_distinct_experts(int64_t num_experts, int64_t top_k, int64_t num
 }
 
 int64_t KvLayout::bytes_per_sequence(int64_t num_tokens) const {
-  const int64_t sliding_tokens = sliding_window > 0 ? std::min(num_tokens, sliding_window) : num_tokens;
-  return bytes_per_token_full * num_tokens + bytes_per_token_sliding * sliding_tokens;
+  return bytes_for(num_tokens, block_tokens);
 }
 
-KvLayout kv_layout(const ModelShape& m, KvDtype dtype) {
+int64_t KvLayout::bytes_read(int64_t num_tokens) const {
+  return bytes_for(num_tokens, 1);
+}
+
+int64_t KvLayout::bytes_for(int64_t num_tokens, int64_t block_size) const {
+  const int64_t block = std::max<int64_t>(1, block_size);
+  auto whole_blocks = [block](int64_t n) { return (n + block - 1) / block * block; };
+  const int64_t held = whole_blocks(num_tokens);
+  const int64_t sliding_held = sliding_window > 0 ? std::min(held, whole_blocks(sliding_window)) : held;
+  return bytes_per_token_full * held + bytes_per_token_sliding * sliding_held;
+}
+
+int64_t kv_dtype_bytes(KvDtype dtype) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      return 4;
+    case KvDtype::kBf16:
+      return 2;
+    case KvDtype::kFp8:
+      return 1;
+  }
+  return 2;
+}
+
+KvLayout kv_layout(const ModelShape& m, const KvRuntime& runtime) {
   KvLayout kv;
-  kv.dtype = dtype;
+  kv.dtype = runtime.dtype;
   kv.mla = m.mla.has_value();
-  kv.sliding_window = m.sliding_window;
-  const int64_t elem_bytes = dtype == KvDtype::kFp8 ? 1 : 2;
+  kv.block_tokens = runtime.block_tokens;
+  kv.sliding_window = runtime.caps_sliding_window ? m.sliding_window : 0;
+  const int64_t elem_bytes = kv_dtype_bytes(runtime.dtype);
   // MLA caches the compressed latent and the shared rope key; otherwise K and V per KV head.
   const int64_t per_layer = m.mla ? (m.mla->kv_lora_rank + m.mla->qk_rope_head_dim) * elem_bytes
                                   : 2 * m.num_kv_heads * m.head_dim * elem_bytes;
@@ -396,14 +421,17 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   e.architecture = shape.architecture;
   e.device = d.name;
   e.options = o;
-  e.kv_dtype = o.kv_dtype.value_or(shape.quant.kv_dtype.value_or(KvDtype::kBf16));
+  e.kv_dtype = o.kv_dtype.value_or(o.kv_runtime.dtype);
   e.model_max_context = shape.max_position_embeddings;
+  KvRuntime kv_runtime = o.kv_runtime;
+  kv_runtime.dtype = e.kv_dtype;
 
-  Model model{shape, kv_layout(shape, e.kv_dtype), {}, 0};
+  Model model{shape, kv_layout(shape, kv_runtime), {}, 0};
   const std::vector<TensorSpec> tensors = enumerate_tensors(shape);
-  model.costs = compute_costs(shape, tensors, o, &e.weight_groups, &model.weight_bytes, &e.num_params,
-                              &e.active_params_per_token);
+  model.costs = compute_costs(shape, tensors, o, &e.weight_groups, &model.weight_bytes, &e.loader_copy_bytes,
+                              &e.num_params, &e.active_params_per_token);
   e.weight_bytes = model.weight_bytes;
+  model.weight_bytes += e.loader_copy_bytes;  // what the loaded model holds
   e.kv = model.kv;
   e.kv_bytes_per_sequence = model.kv.bytes_per_sequence(o.context_tokens);
 
@@ -444,8 +472,20 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
       "prefill = one prompt of --context tokens in chunks of " + std::to_string(o.prefill_chunk_tokens) +
           " tokens; TTFT = that prefill alone on the device",
       "activations in F32 for max(chunk, concurrency) tokens; attention tiles of 256 keys",
-      "sliding-window layers hold at most the window per sequence (runtimes may add a block)",
   };
+  const bool nibble_kv = o.kv_runtime.dtype == kNibbleKv.dtype &&
+                         o.kv_runtime.caps_sliding_window == kNibbleKv.caps_sliding_window &&
+                         o.kv_runtime.block_tokens == kNibbleKv.block_tokens;
+  std::string kv_note = std::string("KV cache in ") + (e.kv_dtype == KvDtype::kF32   ? "f32"
+                                                       : e.kv_dtype == KvDtype::kFp8 ? "fp8"
+                                                                                     : "bf16");
+  kv_note += o.kv_dtype ? " (--kv-dtype)" : nibble_kv ? " (what nibble's engine allocates)" : "";
+  kv_note += ", " + std::to_string(o.kv_runtime.block_tokens) + "-token blocks; sliding-window layers ";
+  kv_note +=
+      o.kv_runtime.caps_sliding_window ? "hold at most the window" : "hold every token (nibble's engine)";
+  e.assumptions.push_back(kv_note);
+  if (shape.quant.kv_dtype && !o.kv_dtype)
+    e.assumptions.push_back("the checkpoint ships an FP8 KV scheme; nibble's engine does not use it");
   if (shape.arch == Arch::kDeepseekV3)
     e.assumptions.push_back("DeepSeek-V3 MTP layer not loaded (as for plain decoding)");
   if (d.kind == DeviceKind::kCpu)

@@ -2,14 +2,18 @@
 //
 // Memory model (per node):
 //   weights      every tensor as its format stores it (weights.h), scales included
-//   kv cache     concurrency × kv bytes of one sequence at the context (GQA heads, sliding-window
-//                layers capped at the window, MLA latent + rope key, kv dtype)
+//   kv cache     concurrency × kv bytes of one sequence at the context (GQA heads, MLA latent + rope
+//                key, kv dtype), laid out as the KV runtime does (kNibbleKv below by default:
+//                what nibble's engine allocates; kReferenceKv: llama.cpp / vLLM, sliding-window
+//                layers capped at the window)
 //   activations  F32 workspace for one step of max(prefill_chunk, concurrency) tokens:
 //                residual, norm output, q/k/v, attention output, gate/up/act of the MLP (k experts
 //                for MoE), router logits; an attention tile of 256 keys per head; F32 logits for
 //                every sequence (see activation_bytes() in estimate.cpp)
 //   overhead     the device kind's runtime overhead (CUDA context, workspaces, graphs)
 //   margin       memory_margin_fraction of usable memory kept free
+//   + loader     nibble's weight loader holds every 1-D tensor (norms, biases, sinks) as an fp32
+//                copy beside the mapped checkpoint (model/weights.h)
 // Speed model (roofline):
 //   decode step  max(bytes moved / (bandwidth · decode_efficiency),
 //                    Σ_format FLOPs / (peak(format) · prefill_efficiency))
@@ -34,9 +38,29 @@
 
 namespace nibble::plan {
 
+// How a runtime lays out its KV cache.
+struct KvRuntime {
+  KvDtype dtype = KvDtype::kBf16;
+  bool caps_sliding_window = true;  // sliding-window layers hold at most the window
+  int64_t block_tokens = 1;         // a sequence holds whole blocks of this many tokens
+};
+
+// What nibble's engine allocates today (engine/llm_engine.cpp, engine/paged_kv_storage.h): fp32 K
+// and V for every layer — sliding-window layers too, the KV cache manager has no sliding groups
+// yet — in blocks of 16 tokens. `--kv-dtype` and the KV memory default to this: change it here
+// (and only here) when the engine changes (BF16 KV, freed window blocks).
+inline constexpr KvRuntime kNibbleKv{KvDtype::kF32, false, 16};
+// Bytes per element of the fp32 copy nibble's loader makes of every 1-D tensor (WeightLoader::vector
+// and floats: norms, biases, sinks), held beside the mapped checkpoint bytes.
+inline constexpr int64_t kNibbleLoaderVectorBytes = 4;
+// llama.cpp / vLLM, against which published figures were measured: 16-bit KV, sliding-window
+// layers capped at the window, no block rounding.
+inline constexpr KvRuntime kReferenceKv{KvDtype::kBf16, true, 1};
+
 struct PlanOptions {
   FormatChoice format = FormatChoice::kAsIs;
-  std::optional<KvDtype> kv_dtype;      // unset: the checkpoint's KV scheme if it has one, else BF16
+  std::optional<KvDtype> kv_dtype;  // unset: kv_runtime.dtype (nibble's engine)
+  KvRuntime kv_runtime = kNibbleKv;
   int64_t context_tokens = 4096;        // tokens per sequence (prompt + output)
   int64_t concurrency = 1;              // sequences decoded together
   int nodes = 1;                        // devices of the same profile, linked
@@ -55,20 +79,26 @@ struct WeightGroupBytes {
 struct KvLayout {
   KvDtype dtype = KvDtype::kBf16;
   bool mla = false;
+  int64_t block_tokens = 1;             // sequences hold whole blocks
   int64_t bytes_per_token_full = 0;     // summed over full-attention layers
   int64_t bytes_per_token_sliding = 0;  // summed over sliding-window layers
-  int64_t sliding_window = 0;
+  int64_t sliding_window = 0;           // 0: sliding-window layers hold every token (not capped)
   int64_t num_full_layers = 0;
   int64_t num_sliding_layers = 0;
-  // KV bytes of one sequence holding `num_tokens` tokens.
+  // KV bytes one sequence of `num_tokens` tokens holds (whole blocks).
   int64_t bytes_per_sequence(int64_t num_tokens) const;
+  // KV bytes attention reads for `num_tokens` tokens (the filled slots only).
+  int64_t bytes_read(int64_t num_tokens) const;
+
+ private:
+  int64_t bytes_for(int64_t num_tokens, int64_t block_size) const;
 };
 
 struct MemoryPlan {  // one node
   double usable_bytes = 0;
   double margin_bytes = 0;
-  double budget_bytes = 0;  // usable − margin
-  int64_t weight_bytes = 0;
+  double budget_bytes = 0;   // usable − margin
+  int64_t weight_bytes = 0;  // checkpoint bytes + loader copies, this node's share
   int64_t kv_bytes = 0;
   int64_t activation_bytes = 0;
   int64_t overhead_bytes = 0;
@@ -103,7 +133,8 @@ struct Estimate {
   int64_t num_params = 0;
   int64_t active_params_per_token = 0;  // Linear weights a token passes through (k experts)
   std::vector<WeightGroupBytes> weight_groups;
-  int64_t weight_bytes = 0;  // whole model
+  int64_t weight_bytes = 0;       // whole model, as the checkpoint stores it
+  int64_t loader_copy_bytes = 0;  // nibble's loader's fp32 copies of 1-D tensors (memory adds these)
   KvLayout kv;
   int64_t kv_bytes_per_sequence = 0;              // at options.context_tokens
   MemoryPlan memory;                              // one device
@@ -124,7 +155,9 @@ base::Result<Estimate> estimate(const ModelShape& model, const DeviceProfile& de
 // Expected number of distinct experts touched by `num_tokens` tokens choosing k of E uniformly.
 double expected_distinct_experts(int64_t num_experts, int64_t top_k, int64_t num_tokens);
 
-// KV layout of the model for a KV dtype.
-KvLayout kv_layout(const ModelShape& model, KvDtype dtype);
+// KV layout of the model under a runtime's KV layout.
+KvLayout kv_layout(const ModelShape& model, const KvRuntime& runtime);
+
+int64_t kv_dtype_bytes(KvDtype dtype);
 
 }  // namespace nibble::plan

@@ -56,14 +56,15 @@ TEST(Experts, ExpectedDistinctExperts) {
 TEST(KvCache, GqaSlidingAndMla) {
   json c = tiny_dense();
   const ModelShape dense = parse(c);
-  const KvLayout kv = kv_layout(dense, KvDtype::kBf16);
+  const KvLayout kv = kv_layout(dense, kReferenceKv);
   EXPECT_EQ(kv.bytes_per_token_full, 4 * 2 * 2 * 32 * 2);  // layers × (K,V) × kv heads × head_dim × 2 B
   EXPECT_EQ(kv.bytes_per_sequence(100), 100 * kv.bytes_per_token_full);
-  EXPECT_EQ(kv_layout(dense, KvDtype::kFp8).bytes_per_token_full, kv.bytes_per_token_full / 2);
+  EXPECT_EQ(kv_layout(dense, KvRuntime{KvDtype::kFp8, true, 1}).bytes_per_token_full,
+            kv.bytes_per_token_full / 2);
 
   c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
   c["sliding_window"] = 16;
-  const KvLayout swa = kv_layout(parse(c), KvDtype::kBf16);
+  const KvLayout swa = kv_layout(parse(c), kReferenceKv);
   EXPECT_EQ(swa.bytes_per_token_full, 2 * 256);
   EXPECT_EQ(swa.bytes_per_token_sliding, 2 * 256);
   EXPECT_EQ(swa.bytes_per_sequence(10), 10 * 512 + 10 * 512);
@@ -85,9 +86,20 @@ TEST(KvCache, GqaSlidingAndMla) {
                     {"moe_intermediate_size", 32},
                     {"first_k_dense_replace", 1},
                     {"n_shared_experts", 1}};
-  const KvLayout latent = kv_layout(parse(mla), KvDtype::kBf16);
+  const KvLayout latent = kv_layout(parse(mla), kReferenceKv);
   EXPECT_TRUE(latent.mla);
   EXPECT_EQ(latent.bytes_per_token_full, 3 * (64 + 8) * 2);
+}
+
+TEST(KvCache, NibbleEngineLayout) {
+  // engine/llm_engine.cpp: fp32 K and V for every layer, whole 16-token blocks, windows not freed.
+  json c = tiny_dense();
+  c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  c["sliding_window"] = 16;
+  const KvLayout kv = kv_layout(parse(c), kNibbleKv);
+  EXPECT_EQ(kv.bytes_per_token_full + kv.bytes_per_token_sliding, 4 * 2 * 2 * 32 * 4);
+  EXPECT_EQ(kv.bytes_per_sequence(1000), 1008 * 4 * 2 * 2 * 32 * 4);  // 63 blocks of 16
+  EXPECT_EQ(kv.bytes_per_sequence(16), 16 * 4 * 2 * 2 * 32 * 4);
 }
 
 TEST(Estimate, MemoryAddsUpAndLimitsAreTight) {
@@ -103,7 +115,7 @@ TEST(Estimate, MemoryAddsUpAndLimitsAreTight) {
   EXPECT_NEAR(p.free_bytes + p.weight_bytes + p.kv_bytes + p.activation_bytes + p.overhead_bytes,
               p.budget_bytes, 1);
   EXPECT_EQ(p.kv_bytes, 3 * 1024 * e->kv.bytes_per_token_full);
-  EXPECT_EQ(p.weight_bytes, e->weight_bytes);
+  EXPECT_EQ(p.weight_bytes, e->weight_bytes + e->loader_copy_bytes);
   ASSERT_TRUE(e->fits);
 
   // The largest context fits and one more token does not.
@@ -156,9 +168,9 @@ TEST(Estimate, NodesSplitWeightsAndAddLinkTime) {
   auto e = estimate(m, d, o);
   ASSERT_TRUE(e.ok());
   ASSERT_TRUE(e->tensor_parallel && e->pipeline_parallel);
-  EXPECT_EQ(e->tensor_parallel->memory.weight_bytes, (e->weight_bytes + 1) / 2);
+  EXPECT_EQ(e->tensor_parallel->memory.weight_bytes, (e->weight_bytes + e->loader_copy_bytes + 1) / 2);
   EXPECT_EQ(e->tensor_parallel->memory.kv_bytes, e->memory.kv_bytes / 2);  // 2 KV heads over 2 nodes
-  EXPECT_EQ(e->pipeline_parallel->memory.weight_bytes, (e->weight_bytes + 1) / 2);
+  EXPECT_EQ(e->pipeline_parallel->memory.weight_bytes, (e->weight_bytes + e->loader_copy_bytes + 1) / 2);
   // Tensor parallel: 2 all-reduces per layer of hidden × 2 B each.
   const double ar = 1e-5 + 2.0 * 1 / 2 * 256 * 2 / 10e9;
   EXPECT_NEAR(e->tensor_parallel->speed.comm_s_per_step, 4 * 2 * ar, 1e-12);

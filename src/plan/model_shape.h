@@ -21,7 +21,7 @@ const char* arch_name(Arch arch);
 // How a weight tensor is stored. One row per id in weights.cpp's format table.
 enum class WeightFormatId { kF32, kBf16, kF16, kFp8, kFp8Channel, kFp8Block, kNvfp4, kMxfp4 };
 
-enum class KvDtype { kBf16, kFp8 };
+enum class KvDtype { kF32, kBf16, kFp8 };
 
 struct MoeShape {
   int64_t num_experts = 0;          // routed experts per MoE layer (0: dense model)

@@ -72,7 +72,8 @@ void memory_lines(std::string& out, const MemoryPlan& m, const DeviceProfile& d,
   out += fmt("  %-34s %s GiB\n", "usable", gib(m.usable_bytes).c_str());
   out += fmt("  %-34s %s GiB\n", fmt("safety margin (%.0f%%)", d.memory_margin_fraction * 100).c_str(),
              gib(m.margin_bytes).c_str());
-  out += fmt("  %-34s %s GiB\n", "weights", gib(static_cast<double>(m.weight_bytes)).c_str());
+  out += fmt("  %-34s %s GiB\n", "weights (+ loader's fp32 vectors)",
+             gib(static_cast<double>(m.weight_bytes)).c_str());
   out += fmt("  %-34s %s GiB\n",
              fmt("kv cache (%s x %s tok, %s)", grouped(e.options.concurrency).c_str(),
                  grouped(e.options.context_tokens).c_str(), kv_dtype_name(e.kv_dtype))
@@ -99,7 +100,15 @@ std::string speed_line(const SpeedPlan& s) {
 }  // namespace
 
 const char* kv_dtype_name(KvDtype dtype) {
-  return dtype == KvDtype::kFp8 ? "fp8" : "bf16";
+  switch (dtype) {
+    case KvDtype::kF32:
+      return "f32";
+    case KvDtype::kBf16:
+      return "bf16";
+    case KvDtype::kFp8:
+      return "fp8";
+  }
+  return "?";
 }
 
 std::string format_table(const Estimate& e, const DeviceProfile& d, const std::string& model_name) {
@@ -133,10 +142,13 @@ std::string format_table(const Estimate& e, const DeviceProfile& d, const std::s
   const KvLayout& kv = e.kv;
   out += fmt("\nkv cache: %s B/token over %s %s layers", grouped(kv.bytes_per_token_full).c_str(),
              grouped(kv.num_full_layers).c_str(), kv.mla ? "MLA (latent + rope key)" : "full-attention");
-  if (kv.num_sliding_layers > 0) {
+  if (kv.num_sliding_layers > 0 && kv.sliding_window > 0) {
     out += fmt(" + %s B/token over %s sliding layers capped at %s tokens",
                grouped(kv.bytes_per_token_sliding).c_str(), grouped(kv.num_sliding_layers).c_str(),
                grouped(kv.sliding_window).c_str());
+  } else if (kv.num_sliding_layers > 0) {
+    out += fmt(" + %s B/token over %s sliding layers holding every token",
+               grouped(kv.bytes_per_token_sliding).c_str(), grouped(kv.num_sliding_layers).c_str());
   }
   out += fmt("\n  %s B per sequence at %s tokens\n", grouped(e.kv_bytes_per_sequence).c_str(),
              grouped(e.options.context_tokens).c_str());
@@ -200,11 +212,13 @@ json to_json(const Estimate& e, const DeviceProfile& d, const std::string& model
               {"concurrency", e.options.concurrency},
               {"nodes", e.options.nodes},
               {"prefill_chunk_tokens", e.options.prefill_chunk_tokens}}},
-            {"weights", {{"bytes", e.weight_bytes}, {"groups", groups}}},
+            {"weights",
+             {{"bytes", e.weight_bytes}, {"loader_copy_bytes", e.loader_copy_bytes}, {"groups", groups}}},
             {"kv_cache",
              {{"bytes_per_token_full_layers", e.kv.bytes_per_token_full},
               {"bytes_per_token_sliding_layers", e.kv.bytes_per_token_sliding},
               {"sliding_window", e.kv.sliding_window},
+              {"block_tokens", e.kv.block_tokens},
               {"num_full_layers", e.kv.num_full_layers},
               {"num_sliding_layers", e.kv.num_sliding_layers},
               {"mla", e.kv.mla},
