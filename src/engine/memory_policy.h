@@ -64,6 +64,7 @@ CgroupPaths parse_proc_self_cgroup(std::string_view text);
 base::Result<MemoryInfo> read_memory_info();
 
 // Bytes of K and V for one token across all layers: 2 x layers x kv_heads x head_dim x dtype bytes.
+// With several KV cache groups, a block holds the layers of one group: pass the largest group's.
 // (MLA models store a latent instead; they pass their own bytes-per-token.)
 int64_t kv_bytes_per_token(int32_t num_layers, int32_t num_kv_heads, int32_t head_dim, int32_t dtype_bytes);
 
@@ -73,6 +74,9 @@ struct MemoryPolicyConfig {
   int32_t block_size = 16;  // tokens per KV block
   int32_t max_num_seqs = 32;
   int32_t max_model_len = 4096;
+  // Blocks one max_model_len sequence holds at most; 0 = cdiv(max_model_len, block_size). Models
+  // with several KV cache groups pass theirs (a sliding-window group holds only its window).
+  int64_t blocks_per_seq = 0;
   int64_t chunk_bytes = int64_t{256} << 20;  // growth step for auto
   // Kept free for the OS, activations and everything else; < 0 = default max(1 GiB, 5 % of total).
   int64_t safety_margin_bytes = -1;
