@@ -16,6 +16,38 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// Index of the largest value, the lowest index on ties (std::max_element's answer). Eight
+// independent lanes break the compare-and-select dependency chain of a plain scan (a 152k-entry
+// vocabulary per request per step).
+int64_t argmax_first(std::span<const float> v) {
+  constexpr int kLanes = 8;
+  const auto n = static_cast<int64_t>(v.size());
+  if (n < 2 * kLanes) return std::max_element(v.begin(), v.end()) - v.begin();
+  float best[kLanes];
+  int64_t idx[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    best[l] = v[static_cast<size_t>(l)];
+    idx[l] = l;
+  }
+  int64_t i = kLanes;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float x = v[static_cast<size_t>(i + l)];
+      const bool better = x > best[l];
+      best[l] = better ? x : best[l];
+      idx[l] = better ? i + l : idx[l];
+    }
+  }
+  int64_t out = idx[0];
+  for (int l = 1; l < kLanes; ++l) {
+    const float b = best[l], cur = v[static_cast<size_t>(out)];
+    if (b > cur || (b == cur && idx[l] < out)) out = idx[l];
+  }
+  for (; i < n; ++i)
+    if (v[static_cast<size_t>(i)] > v[static_cast<size_t>(out)]) out = i;
+  return out;
+}
+
 uint64_t rotl(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));
 }
@@ -161,8 +193,7 @@ void Sampler::select(std::span<float> logits, std::span<const int32_t> prompt_id
                      std::span<const int32_t> output_ids) {
   apply_penalties(logits, prompt_ids, output_ids);
   if (is_greedy()) {
-    const auto best = std::max_element(logits.begin(), logits.end());  // first (lowest id) on ties
-    kept_[0] = {1.0f, static_cast<int32_t>(best - logits.begin())};
+    kept_[0] = {1.0f, static_cast<int32_t>(argmax_first(logits))};  // lowest id on ties
     num_kept_ = 1;
   } else {
     num_kept_ = filter(logits);

@@ -150,6 +150,24 @@ TEST(SamplerTest, ValidateNamesTheParameter) {
   EXPECT_TRUE(validate_sampling_params(SamplingParams{}, 3).ok());
 }
 
+TEST(SamplerTest, GreedyOnALargeVocabularyIsTheFirstMaximum) {
+  for (int64_t vocab : {17, 100, 1001, 151936}) {
+    std::vector<float> logits(static_cast<size_t>(vocab), -1.0f);
+    uint64_t state = static_cast<uint64_t>(vocab);
+    for (float& l : logits) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      l = static_cast<float>((state >> 40) % 1000);  // many ties at the top value
+    }
+    SamplingParams p;
+    p.temperature = 0.0f;
+    Sampler s(vocab, p);
+    const auto want = std::max_element(logits.begin(), logits.end()) - logits.begin();
+    EXPECT_EQ(s.sample(logits, {}, {}), want) << vocab;
+    logits.back() = 5000.0f;  // a maximum in the scalar tail
+    EXPECT_EQ(s.sample(logits, {}, {}), vocab - 1) << vocab;
+  }
+}
+
 // Large vocabularies take the partial-selection paths (top-k by selection, top-p sorting only a
 // growing prefix): the distribution must equal a plain full sort of the whole vocabulary.
 TEST(SamplerTest, LargeVocabularyFiltersMatchAFullSort) {
