@@ -275,6 +275,8 @@ base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_
   plan.block_size = config.block_size;
   plan.bytes_per_token = config.kv_bytes_per_token;
   plan.bytes_per_block = config.kv_bytes_per_token * config.block_size;
+  plan.group_seq_blocks = config.blocks_per_seq;
+  plan.max_model_len = config.max_model_len;
   plan.safety_margin_bytes =
       config.safety_margin_bytes >= 0 ? config.safety_margin_bytes : default_margin(before_load);
 

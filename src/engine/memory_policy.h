@@ -91,10 +91,17 @@ struct KvCachePlan {
   int32_t max_num_blocks = 0;      // the cap; == initial_num_blocks for a fixed pool
   int32_t min_num_blocks = 0;      // never shrink below
   int32_t chunk_num_blocks = 0;    // growth / shrink step (auto); 0 = fixed
+  // Several KV cache groups: a max_model_len sequence takes `group_seq_blocks` blocks (0 = one
+  // group, block_size tokens per block).
+  int64_t group_seq_blocks = 0;
+  int32_t max_model_len = 0;
   int64_t safety_margin_bytes = 0;
 
   bool growable() const { return max_num_blocks > initial_num_blocks; }
-  int64_t max_concurrent_tokens() const { return int64_t{max_num_blocks} * block_size; }
+  int64_t max_concurrent_tokens() const {
+    if (group_seq_blocks > 0) return int64_t{max_num_blocks} * max_model_len / group_seq_blocks;
+    return int64_t{max_num_blocks} * block_size;
+  }
   // One line for the start-up log: mode, KV bytes per token, start size, cap, max tokens.
   std::string describe() const;
 };
