@@ -359,5 +359,97 @@ TEST_F(EngineModelTest, MatchesTransformersGoldenAmongOtherRequests) {
   expect_no_leaks(**e);
 }
 
+TEST_F(EngineModelTest, BenchConcurrencyRunsThroughTheEngine) {
+  // `nibble bench MODEL -p P -n N --concurrency LIST --json`: one point per concurrency, each with
+  // every request's N tokens; the alias `bench-engine` gives the same form.
+  for (const std::string& form : {std::string("bench"), std::string("bench-engine")}) {
+    const auto r = testing_util::run_nibble(
+        {form, model_dir(), "-p", "12", "-n", "5", "--concurrency", "1,3", "--json", "-t", "2"}, false);
+    ASSERT_EQ(r.exit_code, 0) << form << ": " << r.output;
+    const nlohmann::json j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j["prompt_tokens"], 12);
+    EXPECT_EQ(j["output_tokens"], 5);
+    ASSERT_EQ(j["points"].size(), 2u);
+    EXPECT_EQ(j["points"][0]["concurrency"], 1);
+    EXPECT_EQ(j["points"][0]["output_tokens"], 5);
+    EXPECT_EQ(j["points"][1]["concurrency"], 3);
+    EXPECT_EQ(j["points"][1]["output_tokens"], 15);
+    EXPECT_EQ(j["points"][0]["speedup"], 1.0);
+    EXPECT_GT(j["points"][1]["output_tok_s"].get<double>(), 0.0);
+    EXPECT_GT(j["points"][1]["mean_tpot_s"].get<double>(), 0.0);
+  }
+  const auto bad = testing_util::run_nibble({"bench", model_dir(), "--concurrency", "1,x"}, true);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--concurrency"), std::string::npos) << bad.output;
+}
+
+// gpt-oss alternates sliding-window (128) and full attention layers: the engine gives each kind its
+// own KV cache group and frees sliding-window blocks that fall out of the window. Prompts longer
+// than the window, run concurrently with chunked prefill, must give exactly the greedy tokens of
+// the model alone (contiguous cache, nothing freed), and every block must come back.
+TEST_F(EngineModelTest, GptOssSlidingWindowBlocksFreedWithoutChangingTokens) {
+  TempDir tmp("engine_gpt_oss");
+  model::RandomModelSpec spec;
+  spec.arch = "gpt-oss";
+  spec.preset = "tiny";
+  spec.seed = 5;
+  spec.init_std = 0.08;
+  ASSERT_TRUE(model::write_random_checkpoint(tmp / "m", spec).ok());
+  std::vector<Case> cases;
+  for (int32_t r = 0; r < 6; ++r) {
+    Case c;
+    for (int32_t i = 0; i < 100 + r * 30; ++i) c.prompt.push_back((r * 71 + i * 37 + 5) % 500);
+    c.max_tokens = 20 + r * 6;  // up to 300 tokens in all: well past the 128-token window
+    cases.push_back(std::move(c));
+  }
+  model::LoadOptions options;
+  options.max_seq_len = 320;
+  options.num_threads = 2;
+  auto m = model::load_model(tmp / "m", options);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ASSERT_EQ((*m)->config().sliding_window, 128);
+  std::vector<std::vector<int32_t>> want;
+  for (const Case& c : cases) want.push_back(greedy_alone(**m, c.prompt, c.max_tokens));
+
+  engine::EngineArgs args = small_args();
+  args.max_model_len = 320;
+  auto e = engine::LlmEngine::create(tmp / "m", args);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  const auto& groups = (*e)->metadata().kv_cache_groups;
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[1].kind, engine::AttentionKind::kSlidingWindow);
+  EXPECT_EQ(groups[1].sliding_window_tokens, 128);
+  std::vector<engine::RequestHandle> handles;
+  for (const Case& c : cases) {
+    auto h = (*e)->add_request(make_request(c.prompt, greedy(c.max_tokens)));
+    ASSERT_TRUE(h.ok()) << h.status().message();
+    handles.push_back(std::move(h).value());
+  }
+  for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(drain(handles[i]).tokens, want[i]) << "request " << i;
+  expect_no_leaks(**e);
+
+  // One request alone, 300 tokens long: the sliding group holds at most the window and a step's
+  // tokens, so its blocks peak well below two full tables (2 x 19 blocks of 16 tokens).
+  args.max_num_seqs = 1;
+  auto alone = engine::LlmEngine::create(tmp / "m", args);
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  int32_t peak_used = 0;
+  auto h = (*alone)->add_request(make_request(cases.back().prompt, greedy(cases.back().max_tokens)));
+  ASSERT_TRUE(h.ok());
+  Result r;
+  while (auto out = h->next()) {
+    const engine::EngineStats s = (*alone)->stats();
+    peak_used = std::max(peak_used, s.scheduler.kv_num_blocks - s.scheduler.kv_num_free_blocks);
+    r.tokens.insert(r.tokens.end(), out->new_token_ids.begin(), out->new_token_ids.end());
+    if (out->finished()) break;
+  }
+  EXPECT_EQ(r.tokens, want.back());
+  const int32_t full_blocks =
+      (static_cast<int32_t>(cases.back().prompt.size()) + cases.back().max_tokens + 15) / 16;
+  EXPECT_GT(peak_used, full_blocks);
+  EXPECT_LT(peak_used, 2 * full_blocks - 5) << "sliding-window blocks were not freed";
+  expect_no_leaks(**alone);
+}
+
 }  // namespace
 }  // namespace nibble

@@ -88,6 +88,7 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
     struct Track {
       int64_t tokens = 0;
       double first_s = -1.0;
+      double last_s = -1.0;
       std::string error;
     };
     std::vector<Track> tracks(handles.size());
@@ -97,7 +98,10 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
       consumers.emplace_back([&, i] {
         Track& tr = tracks[i];
         while (auto out = handles[i].next()) {
-          if (tr.first_s < 0 && !out->new_token_ids.empty()) tr.first_s = seconds(Clock::now() - t0);
+          if (!out->new_token_ids.empty()) {
+            tr.last_s = seconds(Clock::now() - t0);
+            if (tr.first_s < 0) tr.first_s = tr.last_s;
+          }
           tr.tokens += static_cast<int64_t>(out->new_token_ids.size());
           if (out->finish_reason == engine::FinishReason::kError) tr.error = out->error_message;
           if (out->finished()) break;
@@ -106,16 +110,22 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
     }
     for (std::thread& t : consumers) t.join();
     int64_t tokens = 0;
-    double ttft_sum = 0.0, last_first_s = 0.0;
+    double ttft_sum = 0.0, last_first_s = 0.0, tpot_sum = 0.0;
+    int64_t num_tpot = 0;
     for (const Track& tr : tracks) {
       if (!tr.error.empty()) return base::internal_error("bench: request failed: " + tr.error);
       tokens += tr.tokens;
       ttft_sum += std::max(tr.first_s, 0.0);
       last_first_s = std::max(last_first_s, tr.first_s);
+      if (tr.tokens > 1) {
+        tpot_sum += (tr.last_s - tr.first_s) / static_cast<double>(tr.tokens - 1);
+        ++num_tpot;
+      }
     }
     point.wall_s = seconds(Clock::now() - t0);
     point.output_tokens = tokens;
     point.mean_ttft_s = ttft_sum / count;
+    point.mean_tpot_s = num_tpot > 0 ? tpot_sum / static_cast<double>(num_tpot) : 0.0;
     const double decode_s = point.wall_s - last_first_s;
     point.decode_tok_s = decode_s > 0 ? static_cast<double>(tokens - count) / decode_s : 0.0;
     return base::ok_status();
@@ -147,7 +157,9 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
 
 std::string format_engine_bench_table(const std::vector<EngineBenchPoint>& points) {
   std::string s =
-      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  tok/CPU-s  wall s  mean TTFT s  steps  "
+      "concurrency  out tok/s  speed-up  decode tok/s  speed-up  tok/CPU-s  wall s  mean TTFT s  mean TPOT "
+      "ms  "
+      "steps  "
       "preempt  KV MiB  "
       "RSS MiB\n";
   const double base = points.empty() ? 0.0 : points.front().output_tok_s;
@@ -156,10 +168,10 @@ std::string format_engine_bench_table(const std::vector<EngineBenchPoint>& point
   for (const EngineBenchPoint& p : points) {
     std::snprintf(
         line, sizeof(line),
-        "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %9.2f  %6.2f  %11.3f  %5lld  %7lld  %6.1f  %7.1f\n",
+        "%11d  %9.2f  %7.2fx  %12.2f  %7.2fx  %9.2f  %6.2f  %11.3f  %12.2f  %5lld  %7lld  %6.1f  %7.1f\n",
         p.concurrency, p.output_tok_s, base > 0 ? p.output_tok_s / base : 0.0, p.decode_tok_s,
         decode_base > 0 ? p.decode_tok_s / decode_base : 0.0, p.output_tok_per_cpu_s, p.wall_s, p.mean_ttft_s,
-        static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
+        p.mean_tpot_s * 1e3, static_cast<long long>(p.num_steps), static_cast<long long>(p.num_preemptions),
         static_cast<double>(p.kv_cache_bytes) / (1 << 20), static_cast<double>(p.rss_bytes) / (1 << 20));
     s += line;
   }
@@ -172,12 +184,15 @@ std::string format_engine_bench_json(const EngineBenchConfig& config,
   j["prompt_tokens"] = config.prompt_tokens;
   j["output_tokens"] = config.output_tokens;
   j["points"] = nlohmann::json::array();
+  const double base = points.empty() ? 0.0 : points.front().output_tok_s;
   for (const EngineBenchPoint& p : points) {
     j["points"].push_back({{"concurrency", p.concurrency},
                            {"output_tok_s", p.output_tok_s},
                            {"wall_s", p.wall_s},
                            {"output_tokens", p.output_tokens},
                            {"mean_ttft_s", p.mean_ttft_s},
+                           {"mean_tpot_s", p.mean_tpot_s},
+                           {"speedup", base > 0 ? p.output_tok_s / base : 0.0},
                            {"decode_tok_s", p.decode_tok_s},
                            {"cpu_s", p.cpu_s},
                            {"output_tok_per_cpu_s", p.output_tok_per_cpu_s},

@@ -27,6 +27,8 @@ struct EngineBenchPoint {
   int64_t output_tokens = 0;
   double output_tok_s = 0.0;
   double mean_ttft_s = 0.0;  // submit -> first token, averaged over the requests
+  // (last token - first token) / (output tokens - 1), averaged over requests with 2+ tokens (vLLM's TPOT).
+  double mean_tpot_s = 0.0;
   // Output tokens after each request's first, over the time from the last first token to the
   // end: the steady decode rate once every request is decoding (prefill excluded).
   double decode_tok_s = 0.0;

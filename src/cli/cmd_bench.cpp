@@ -449,8 +449,10 @@ int run_plot(const PlotFlags& f) {
 
 void add_bench(CLI::App& app, CommandFn* run) {
   CLI::App* bench =
-      app.add_subcommand("bench", "Benchmarks: `bench MODEL` offline pp/tg speed vs the roofline; "
-                                  "`bench serve` an OpenAI-compatible server");
+      app.add_subcommand("bench",
+                         "Benchmarks: `bench MODEL` offline pp/tg speed vs the roofline (with --concurrency: "
+                         "throughput through the engine); "
+                         "`bench serve` an OpenAI-compatible server");
   add_bench_offline(bench, run);
 
   auto f = std::make_shared<ServeFlags>();

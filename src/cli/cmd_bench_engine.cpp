@@ -1,6 +1,7 @@
-// `nibble bench-engine MODEL -p P -n N --concurrency 1,2,4,8,16,32 [--json] [engine flags]`:
-// offline throughput through the engine at several concurrencies (bench/engine_bench.h). Meant to
-// become the `--concurrency` path of `nibble bench MODEL` when the bench commands are unified.
+// The engine concurrency benchmark behind `nibble bench MODEL -p P -n N --concurrency 1,2,4,8,16,32
+// [--json] [engine flags]` (bench/engine_bench.h): that many requests of P prompt and N output
+// tokens in flight at once, output tok/s per concurrency and its ratio to the first. Also reachable
+// as the hidden alias `nibble bench-engine MODEL ...` (the command's earlier name).
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -16,7 +17,8 @@ namespace {
 
 struct BenchEngineArgs {
   std::string model_dir;
-  bench::EngineBenchConfig config;
+  int32_t prompt_tokens = 64;
+  int32_t output_tokens = 32;
   std::string concurrency = "1,2,4,8,16,32";
   bool json = false;
   engine::EngineArgs engine_args;
@@ -26,9 +28,12 @@ struct BenchEngineArgs {
 
 }  // namespace
 
-int run_bench_engine(const std::string& model_dir, const std::string& concurrency_text,
-                     bench::EngineBenchConfig config, engine::EngineArgs engine_args, bool json,
+int run_bench_engine(const std::string& model_dir, const std::string& concurrency_text, int32_t prompt_tokens,
+                     int32_t output_tokens, engine::EngineArgs engine_args, bool json,
                      bool has_max_num_seqs) {
+  bench::EngineBenchConfig config;
+  config.prompt_tokens = prompt_tokens;
+  config.output_tokens = output_tokens;
   auto list = bench::parse_concurrency_list(concurrency_text);
   if (!list.ok()) return report_error(list.status());
   config.concurrency = *list;
@@ -53,13 +58,13 @@ int run_bench_engine(const std::string& model_dir, const std::string& concurrenc
 }
 
 void add_bench_engine(CLI::App& app, CommandFn* run) {
-  CLI::App* cmd =
-      app.add_subcommand("bench-engine", "Offline throughput through the engine at several concurrencies");
+  CLI::App* cmd = app.add_subcommand("bench-engine", "Alias of `bench MODEL --concurrency LIST`");
+  cmd->group("");  // hidden from --help: `nibble bench MODEL --concurrency` is the documented form
   auto args = std::make_shared<BenchEngineArgs>();
   cmd->add_option("MODEL", args->model_dir, "Model folder (config.json + safetensors)")->required();
-  cmd->add_option("-p,--prompt-tokens", args->config.prompt_tokens, "Prompt tokens per request")
+  cmd->add_option("-p,--prompt-tokens", args->prompt_tokens, "Prompt tokens per request")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("-n,--output-tokens", args->config.output_tokens, "Output tokens per request")
+  cmd->add_option("-n,--output-tokens", args->output_tokens, "Output tokens per request")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--concurrency", args->concurrency, "Requests in flight at once, comma-separated");
   cmd->add_flag("--json", args->json, "Print one JSON object");
@@ -69,8 +74,8 @@ void add_bench_engine(CLI::App& app, CommandFn* run) {
     *run = [args] {
       if (auto st = engine_args_finish(args->flag_text, &args->engine_args); !st.ok())
         return report_error(st);
-      return run_bench_engine(args->model_dir, args->concurrency, args->config, args->engine_args, args->json,
-                              args->has_max_num_seqs);
+      return run_bench_engine(args->model_dir, args->concurrency, args->prompt_tokens, args->output_tokens,
+                              args->engine_args, args->json, args->has_max_num_seqs);
     };
   });
 }

@@ -17,7 +17,9 @@ struct EngineFlagText {
   bool no_prefix_caching = false;
 };
 
-inline void add_engine_flags(CLI::App* cmd, engine::EngineArgs* args, EngineFlagText* text) {
+// `with_threads` = false leaves -t/--threads to the caller (`nibble bench MODEL` has its own).
+inline void add_engine_flags(CLI::App* cmd, engine::EngineArgs* args, EngineFlagText* text,
+                             bool with_threads = true) {
   cmd->add_option("--max-num-seqs", args->max_num_seqs, "Requests in flight at most")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-num-batched-tokens", args->max_num_batched_tokens, "Tokens per engine step at most")
@@ -28,8 +30,10 @@ inline void add_engine_flags(CLI::App* cmd, engine::EngineArgs* args, EngineFlag
   cmd->add_option("--kv-cache", args->kv_cache, "KV cache: auto | SIZE (8GiB) | FRACTION (0.6)");
   cmd->add_option("--kv-cache-chunk", text->kv_cache_chunk,
                   "Growth step of --kv-cache auto (default 256MiB)");
-  cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
-      ->check(CLI::Range(1, 1024));
+  if (with_threads) {
+    cmd->add_option("-t,--threads", args->num_threads, "Threads (default: all available CPUs)")
+        ->check(CLI::Range(1, 1024));
+  }
   cmd->add_flag("--no-prefix-caching", text->no_prefix_caching, "Turn prefix caching off");
 }
 
@@ -42,5 +46,11 @@ inline base::Status engine_args_finish(const EngineFlagText& text, engine::Engin
   args->enable_prefix_caching = !text.no_prefix_caching;
   return base::ok_status();
 }
+
+// `nibble bench MODEL --concurrency LIST` (and its alias `bench-engine`): the engine concurrency
+// benchmark (cmd_bench_engine.cpp). max_num_seqs defaults to the largest concurrency unless
+// `has_max_num_seqs`, max_model_len to P + N.
+int run_bench_engine(const std::string& model_dir, const std::string& concurrency_text, int32_t prompt_tokens,
+                     int32_t output_tokens, engine::EngineArgs engine_args, bool json, bool has_max_num_seqs);
 
 }  // namespace nibble::cli

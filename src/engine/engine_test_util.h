@@ -20,11 +20,12 @@ struct ReferenceResult {
 // What a request must produce with the FakeModelRunner, computed without any engine code.
 inline ReferenceResult reference_generate(const std::vector<int32_t>& prompt, const SamplingParams& params,
                                           const std::vector<int32_t>& eos_token_ids, int32_t max_model_len,
-                                          int32_t vocab_size) {
+                                          int32_t vocab_size,
+                                          const std::vector<int32_t>& group_windows = {}) {
   ReferenceResult r;
   std::vector<int32_t> tokens = prompt;
   for (;;) {
-    const int32_t t = FakeModelRunner::reference_next_token(tokens, vocab_size);
+    const int32_t t = FakeModelRunner::reference_next_token(tokens, vocab_size, group_windows);
     tokens.push_back(t);
     r.output_token_ids.push_back(t);
     const auto n = static_cast<int32_t>(r.output_token_ids.size());
@@ -66,12 +67,29 @@ inline std::string check_invariants(const Scheduler& scheduler) {
   int64_t table_refs = 0;
   std::map<int32_t, int32_t> refs_by_block;
   for (const Request* r : scheduler.running()) {
-    const KVCacheBlocks* blocks = kv.get_blocks(r->request_id());
-    if (!blocks) return "running request " + r->request_id() + " has no blocks";
-    if (static_cast<int64_t>(blocks->size()) * kv.block_size() < r->num_computed_tokens)
-      return "request " + r->request_id() + " computed more tokens than its blocks hold";
-    table_refs += static_cast<int64_t>(blocks->size());
-    for (const KVCacheBlock* b : *blocks) ++refs_by_block[b->block_id];
+    if (!kv.get_blocks(r->request_id())) return "running request " + r->request_id() + " has no blocks";
+    for (int32_t g = 0; g < kv.num_groups(); ++g) {
+      const KVCacheBlocks* blocks = kv.get_blocks(r->request_id(), g);
+      if (!blocks)
+        return "running request " + r->request_id() + " lacks the table of group " + std::to_string(g);
+      if (static_cast<int64_t>(blocks->size()) * kv.block_size() < r->num_computed_tokens)
+        return "request " + r->request_id() + " computed more tokens than its blocks hold";
+      const KVCacheGroupSpec& spec = kv.groups()[static_cast<size_t>(g)];
+      for (size_t i = 0; i < blocks->size(); ++i) {
+        const KVCacheBlock* b = (*blocks)[i];
+        if (b == nullptr) {
+          // Only a sliding window frees blocks, and only those wholly before the last token's window.
+          const int64_t block_end = static_cast<int64_t>(i + 1) * kv.block_size();
+          if (spec.kind != AttentionKind::kSlidingWindow ||
+              block_end > r->num_computed_tokens - spec.sliding_window_tokens + 1)
+            return "request " + r->request_id() + " lost block " + std::to_string(i) + " of group " +
+                   std::to_string(g) + " it may still read";
+          continue;
+        }
+        ++table_refs;
+        ++refs_by_block[b->block_id];
+      }
+    }
   }
   for (const Request* r : scheduler.waiting()) {
     if (kv.get_blocks(r->request_id())) return "waiting request " + r->request_id() + " holds blocks";

@@ -5,8 +5,14 @@
 // read back through the block table. So outputs depend on the whole prefix exactly as a real model's
 // do, and a wrong block table, a stale prefix-cache block or a slot read before it was written
 // changes the output or is reported in errors(). Header-only so other layers' tests can use it.
+//
+// With KV cache groups (`group_windows`, one per group: 0 = full attention, W = a sliding window of
+// W keys) every group's table gets the digests, and the readout reads, per group, the positions
+// the last token can see (sliding: only the last W), so a block freed too early (null or reused)
+// is reported, and a sliding window changes the tokens exactly as reference_next_token says.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -19,8 +25,10 @@ namespace nibble::engine {
 
 class FakeModelRunner : public ModelRunner {
  public:
-  FakeModelRunner(int32_t vocab_size, int32_t block_size)
-      : vocab_size_(vocab_size), block_size_(block_size) {}
+  FakeModelRunner(int32_t vocab_size, int32_t block_size, std::vector<int32_t> group_windows = {})
+      : vocab_size_(vocab_size), block_size_(block_size), group_windows_(std::move(group_windows)) {
+    if (group_windows_.empty()) group_windows_.push_back(0);
+  }
 
   // The digest stored for position p: a hash chain over tokens[0..p].
   static uint64_t mix(uint64_t h, uint64_t v) {
@@ -30,11 +38,15 @@ class FakeModelRunner : public ModelRunner {
     return h ^ (h >> 29);
   }
   // What a correct run samples after `tokens` (the oracle for "same as running it alone").
-  static int32_t reference_next_token(const std::vector<int32_t>& tokens, int32_t vocab_size) {
+  static int32_t reference_next_token(const std::vector<int32_t>& tokens, int32_t vocab_size,
+                                      const std::vector<int32_t>& group_windows = {}) {
+    std::vector<uint64_t> digests;
     uint64_t digest = 0, readout = 0x1234;
-    for (int32_t t : tokens) {
-      digest = mix(digest, static_cast<uint32_t>(t));
-      readout = mix(readout, digest);
+    for (int32_t t : tokens) digests.push_back(digest = mix(digest, static_cast<uint32_t>(t)));
+    const auto n = static_cast<int64_t>(tokens.size());
+    for (int32_t window : group_windows.empty() ? std::vector<int32_t>{0} : group_windows) {
+      for (int64_t p = window > 0 ? std::max<int64_t>(0, n - window) : 0; p < n; ++p)
+        readout = mix(readout, digests[static_cast<size_t>(p)]);
     }
     return static_cast<int32_t>(readout % static_cast<uint64_t>(vocab_size));
   }
@@ -71,23 +83,37 @@ class FakeModelRunner : public ModelRunner {
           error(id + ": wrong input token or position at " + std::to_string(p));
       }
       const int32_t end = s.num_computed_tokens + s.num_scheduled_tokens();
-      if (static_cast<int64_t>(s.block_ids.size()) * block_size_ < end) error(id + ": block table too short");
-      // Read the prefix (checking what is there), then write this step's positions.
-      uint64_t digest = 0, readout = 0x1234;
-      for (int32_t p = 0; p < end && p < static_cast<int32_t>(all.size()); ++p) {
-        digest = mix(digest, static_cast<uint32_t>(all[static_cast<size_t>(p)]));
-        Slot* slot = slot_at(s, p);
-        if (!slot) {
-          error(id + ": position " + std::to_string(p) + " maps outside the pool");
-          continue;
+      const size_t num_groups = group_windows_.size();
+      if (num_groups > 1 && s.group_block_ids.size() != num_groups)
+        error(id + ": wrong number of group tables");
+      std::vector<uint64_t> digests;
+      uint64_t digest = 0;
+      for (int32_t p = 0; p < end && p < static_cast<int32_t>(all.size()); ++p)
+        digests.push_back(digest = mix(digest, static_cast<uint32_t>(all[static_cast<size_t>(p)])));
+      uint64_t readout = 0x1234;
+      for (size_t g = 0; g < num_groups; ++g) {
+        const std::vector<int32_t>& table =
+            num_groups > 1 && g < s.group_block_ids.size() ? s.group_block_ids[g] : s.block_ids;
+        if (static_cast<int64_t>(table.size()) * block_size_ < end) error(id + ": block table too short");
+        const int32_t window = group_windows_[g];
+        // Earliest position any query of this step sees; the sampled token sees from `first_read`.
+        const int32_t first_seen = window > 0 ? std::max(0, s.num_computed_tokens - window + 1) : 0;
+        const int32_t first_read = window > 0 ? std::max(0, end - window) : 0;
+        for (int32_t p = first_seen; p < static_cast<int32_t>(digests.size()); ++p) {
+          Slot* slot = slot_at(table, p);
+          if (!slot) {
+            error(id + ": position " + std::to_string(p) + " maps outside the pool");
+            continue;
+          }
+          const uint64_t d = digests[static_cast<size_t>(p)];
+          if (p >= s.num_computed_tokens) {
+            slot->written = true;
+            slot->digest = d;
+          } else if (!slot->written || slot->digest != d) {
+            error(id + ": stale or unwritten KV at position " + std::to_string(p));
+          }
+          if (p >= first_read) readout = mix(readout, slot->digest);
         }
-        if (p >= s.num_computed_tokens) {
-          slot->written = true;
-          slot->digest = digest;
-        } else if (!slot->written || slot->digest != digest) {
-          error(id + ": stale or unwritten KV at position " + std::to_string(p));
-        }
-        readout = mix(readout, slot->digest);
       }
       if (s.sample) {
         const auto token = static_cast<int32_t>(readout % static_cast<uint64_t>(vocab_size_));
@@ -113,10 +139,10 @@ class FakeModelRunner : public ModelRunner {
     bool written = false;
     uint64_t digest = 0;
   };
-  Slot* slot_at(const ScheduledRequest& s, int32_t p) {
+  Slot* slot_at(const std::vector<int32_t>& table, int32_t p) {
     const auto block_idx = static_cast<size_t>(p / block_size_);
-    if (block_idx >= s.block_ids.size()) return nullptr;
-    const int32_t block_id = s.block_ids[block_idx];
+    if (block_idx >= table.size()) return nullptr;
+    const int32_t block_id = table[block_idx];
     if (block_id < 0 || block_id >= num_blocks_) return nullptr;
     return &slots_[static_cast<size_t>(block_id) * static_cast<size_t>(block_size_) +
                    static_cast<size_t>(p % block_size_)];
@@ -127,6 +153,7 @@ class FakeModelRunner : public ModelRunner {
 
   int32_t vocab_size_;
   int32_t block_size_;
+  std::vector<int32_t> group_windows_;  // [num_groups] 0 = full attention
   int32_t num_blocks_ = 0;
   int32_t max_backed_blocks_ = -1;
   bool fail_next_step_ = false;

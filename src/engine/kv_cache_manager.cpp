@@ -14,12 +14,13 @@ base::Result<std::unique_ptr<KVCacheManager>> KVCacheManager::create(const KVCac
     return base::invalid_argument("kv cache: need 0 <= num_blocks (" + std::to_string(config.num_blocks) +
                                   ") <= max_num_blocks (" + std::to_string(config.max_num_blocks) + ")");
   if (max_model_len <= 0) return base::invalid_argument("max_model_len must be positive");
-  if (config.groups.size() > 1)
-    return base::unsupported("kv cache: " + std::to_string(config.groups.size()) +
-                             " layer groups; only one KV cache group is implemented");
-  if (!config.groups.empty() && config.groups[0].kind != AttentionKind::kFullAttention)
-    return base::unsupported(
-        "kv cache: sliding-window groups are not implemented; describe them as full attention");
+  for (size_t g = 0; g < config.groups.size(); ++g) {
+    const KVCacheGroupSpec& group = config.groups[g];
+    if (group.kind == AttentionKind::kSlidingWindow && group.sliding_window_tokens < 1)
+      return base::invalid_argument("kv cache: group " + std::to_string(g) +
+                                    " is sliding-window with a window of " +
+                                    std::to_string(group.sliding_window_tokens) + " tokens");
+  }
   return std::unique_ptr<KVCacheManager>(new KVCacheManager(config, max_model_len, enable_caching));
 }
 
@@ -27,8 +28,31 @@ KVCacheManager::KVCacheManager(const KVCacheConfig& config, int32_t max_model_le
     : block_size_(config.block_size_tokens),
       max_model_len_(max_model_len),
       max_num_blocks_(config.max_num_blocks),
-      enable_caching_(enable_caching),
-      block_pool_(config.num_blocks, enable_caching) {}
+      groups_(config.groups),
+      enable_caching_(enable_caching && config.groups.size() <= 1 &&
+                      (config.groups.empty() || config.groups[0].kind == AttentionKind::kFullAttention)),
+      block_pool_(config.num_blocks, enable_caching_) {
+  if (groups_.empty()) groups_.push_back(KVCacheGroupSpec{});
+}
+
+int64_t KVCacheManager::max_blocks_per_request(int64_t num_tokens, int64_t max_step_tokens) const {
+  return engine::max_blocks_per_request(groups_, block_size_, num_tokens, max_step_tokens);
+}
+
+void KVCacheManager::free_out_of_window(KVCacheBlocks& table, const KVCacheGroupSpec& group,
+                                        int32_t first_query_pos) {
+  if (group.kind != AttentionKind::kSlidingWindow) return;
+  // Query position p sees keys p - window + 1 .. p: blocks wholly below the first query's window go.
+  const int32_t first_visible = std::max(0, first_query_pos - group.sliding_window_tokens + 1);
+  const auto num_dead = std::min(static_cast<size_t>(first_visible / block_size_), table.size());
+  KVCacheBlocks dead;
+  for (size_t i = num_dead; i-- > 0;) {  // tail first, as free() does
+    if (table[i] == nullptr) break;      // everything before is freed already
+    dead.push_back(table[i]);
+    table[i] = nullptr;
+  }
+  if (!dead.empty()) block_pool_.free_blocks(dead);
+}
 
 std::pair<KVCacheBlocks, int32_t> KVCacheManager::get_computed_blocks(Request& request) {
   if (!enable_caching_ || request.skip_prefix_cache()) return {{}, 0};
@@ -59,12 +83,23 @@ std::optional<KVCacheBlocks> KVCacheManager::allocate_slots(Request& request, in
   NIBBLE_CHECK(num_new_tokens >= 0 && num_new_computed_tokens >= 0, "negative token counts");
   NIBBLE_CHECK(num_new_computed_tokens == static_cast<int32_t>(new_computed_blocks.size()) * block_size_,
                "computed tokens do not match computed blocks");
-  KVCacheBlocks& req_blocks = req_to_blocks_[request.request_id()];
+  NIBBLE_CHECK(new_computed_blocks.empty() || groups_.size() == 1, "prefix-cache hits with several groups");
+  const size_t num_groups = groups_.size();
+  auto [it, inserted] = req_to_blocks_.try_emplace(request.request_id());
+  std::vector<KVCacheBlocks>& tables = it->second;
+  if (inserted) tables.resize(num_groups);
   const int32_t num_computed_tokens = request.num_computed_tokens + num_new_computed_tokens;
   const int32_t num_tokens_need_slot = std::min(num_computed_tokens + num_new_tokens, max_model_len_);
   const int32_t num_required_blocks = cdiv(num_tokens_need_slot, block_size_);
-  const int32_t num_new_blocks = std::max(0, num_required_blocks - static_cast<int32_t>(req_blocks.size()) -
-                                                 static_cast<int32_t>(new_computed_blocks.size()));
+  // Blocks that slid out of a window are never read again: give them back before counting.
+  for (size_t g = 0; g < num_groups; ++g) free_out_of_window(tables[g], groups_[g], num_computed_tokens);
+  int32_t num_new_blocks = 0;
+  std::vector<int32_t> group_new_blocks(num_groups, 0);
+  for (size_t g = 0; g < num_groups; ++g) {
+    const auto held = static_cast<int32_t>(tables[g].size() + (g == 0 ? new_computed_blocks.size() : 0));
+    group_new_blocks[g] = std::max(0, num_required_blocks - held);
+    num_new_blocks += group_new_blocks[g];
+  }
   // Free cached blocks that this request is about to claim cannot also serve as new blocks.
   const int32_t num_evictable_computed =
       static_cast<int32_t>(std::count_if(new_computed_blocks.begin(), new_computed_blocks.end(),
@@ -76,18 +111,24 @@ std::optional<KVCacheBlocks> KVCacheManager::allocate_slots(Request& request, in
     if (added > 0) block_pool_.grow(added);
   }
   if (num_needed > block_pool_.get_num_free_blocks()) {
-    if (req_blocks.empty()) req_to_blocks_.erase(request.request_id());
+    const bool holds_nothing =
+        std::all_of(tables.begin(), tables.end(), [](const KVCacheBlocks& t) { return t.empty(); });
+    if (holds_nothing) req_to_blocks_.erase(it);
     return std::nullopt;
   }
   if (!new_computed_blocks.empty()) {
     block_pool_.touch(new_computed_blocks);
-    req_blocks.insert(req_blocks.end(), new_computed_blocks.begin(), new_computed_blocks.end());
+    tables[0].insert(tables[0].end(), new_computed_blocks.begin(), new_computed_blocks.end());
     // Prefix hits are registered already; cache_blocks must not revisit them.
-    num_cached_block_[request.request_id()] = static_cast<int32_t>(req_blocks.size());
+    num_cached_block_[request.request_id()] = static_cast<int32_t>(tables[0].size());
   }
-  KVCacheBlocks new_blocks = block_pool_.get_new_blocks(num_new_blocks);
-  req_blocks.insert(req_blocks.end(), new_blocks.begin(), new_blocks.end());
-  return new_blocks;
+  KVCacheBlocks all_new;
+  for (size_t g = 0; g < num_groups; ++g) {
+    KVCacheBlocks new_blocks = block_pool_.get_new_blocks(group_new_blocks[g]);
+    tables[g].insert(tables[g].end(), new_blocks.begin(), new_blocks.end());
+    all_new.insert(all_new.end(), new_blocks.begin(), new_blocks.end());
+  }
+  return all_new;
 }
 
 void KVCacheManager::cache_blocks(Request& request, int32_t num_computed_tokens) {
@@ -96,19 +137,24 @@ void KVCacheManager::cache_blocks(Request& request, int32_t num_computed_tokens)
   if (it == req_to_blocks_.end()) return;
   request.update_block_hashes(block_size_);
   const int32_t num_full_blocks =
-      std::min({num_computed_tokens / block_size_, static_cast<int32_t>(it->second.size()),
+      std::min({num_computed_tokens / block_size_, static_cast<int32_t>(it->second[0].size()),
                 static_cast<int32_t>(request.block_hashes().size())});
   int32_t& num_cached = num_cached_block_[request.request_id()];
   if (num_full_blocks <= num_cached) return;
-  block_pool_.cache_full_blocks(it->second, request.block_hashes(), num_cached, num_full_blocks);
+  block_pool_.cache_full_blocks(it->second[0], request.block_hashes(), num_cached, num_full_blocks);
   num_cached = num_full_blocks;
 }
 
 void KVCacheManager::free(Request& request) {
   auto it = req_to_blocks_.find(request.request_id());
   if (it != req_to_blocks_.end()) {
-    KVCacheBlocks reversed(it->second.rbegin(), it->second.rend());
-    block_pool_.free_blocks(reversed);
+    for (const KVCacheBlocks& table : it->second) {
+      KVCacheBlocks reversed;
+      reversed.reserve(table.size());
+      for (auto b = table.rbegin(); b != table.rend(); ++b)
+        if (*b != nullptr) reversed.push_back(*b);
+      block_pool_.free_blocks(reversed);
+    }
     req_to_blocks_.erase(it);
   }
   num_cached_block_.erase(request.request_id());
@@ -118,14 +164,28 @@ std::vector<int32_t> KVCacheManager::get_block_ids(const std::string& request_id
   std::vector<int32_t> ids;
   if (const KVCacheBlocks* blocks = get_blocks(request_id)) {
     ids.reserve(blocks->size());
-    for (const KVCacheBlock* b : *blocks) ids.push_back(b->block_id);
+    for (const KVCacheBlock* b : *blocks) ids.push_back(b ? b->block_id : kNullBlockId);
   }
   return ids;
 }
 
-const KVCacheBlocks* KVCacheManager::get_blocks(const std::string& request_id) const {
+std::vector<std::vector<int32_t>> KVCacheManager::get_group_block_ids(const std::string& request_id) const {
+  std::vector<std::vector<int32_t>> out;
   auto it = req_to_blocks_.find(request_id);
-  return it == req_to_blocks_.end() ? nullptr : &it->second;
+  if (it == req_to_blocks_.end()) return out;
+  out.resize(it->second.size());
+  for (size_t g = 0; g < it->second.size(); ++g) {
+    out[g].reserve(it->second[g].size());
+    for (const KVCacheBlock* b : it->second[g]) out[g].push_back(b ? b->block_id : kNullBlockId);
+  }
+  return out;
+}
+
+const KVCacheBlocks* KVCacheManager::get_blocks(const std::string& request_id, int32_t group) const {
+  auto it = req_to_blocks_.find(request_id);
+  if (it == req_to_blocks_.end() || group < 0 || group >= static_cast<int32_t>(it->second.size()))
+    return nullptr;
+  return &it->second[static_cast<size_t>(group)];
 }
 
 PrefixCacheStats KVCacheManager::make_prefix_cache_stats() {

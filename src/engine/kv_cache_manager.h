@@ -8,6 +8,11 @@
 // Prefix-cache registration happens after the step ran (cache_blocks), not inside
 // allocate_slots as in vLLM: a block is only shared once its KV is really written, so the model
 // runner may process a batch's requests in any order.
+//
+// Several KV cache groups (a model mixing full and sliding-window attention): each request has one
+// block table per group; allocate_slots gives every group the blocks the step needs, and in a
+// sliding-window group first frees the blocks no query of this step or later can see (their
+// entries become null). Prefix caching needs a single full-attention group and is off otherwise.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +31,7 @@
 
 namespace nibble::engine {
 
-// The blocks of one KV cache group (only one group today; see KVCacheGroupSpec).
+// The blocks of one KV cache group's table; null where a sliding window freed the block.
 using KVCacheBlocks = std::vector<KVCacheBlock*>;
 
 struct PrefixCacheStats {
@@ -69,9 +74,16 @@ class KVCacheManager {
   // Returns all of the request's blocks to the pool (tail first, so the tail is evicted first).
   void free(Request& request);
 
-  // The request's block table (block ids in order); empty if it holds none.
+  // The request's block table of group 0 (block ids in order); empty if it holds none.
   std::vector<int32_t> get_block_ids(const std::string& request_id) const;
-  const KVCacheBlocks* get_blocks(const std::string& request_id) const;
+  // Every group's table (kNullBlockId where a sliding window freed the block); empty if none.
+  std::vector<std::vector<int32_t>> get_group_block_ids(const std::string& request_id) const;
+  const KVCacheBlocks* get_blocks(const std::string& request_id, int32_t group = 0) const;
+  int32_t num_groups() const { return static_cast<int32_t>(groups_.size()); }
+  const std::vector<KVCacheGroupSpec>& groups() const { return groups_; }
+  // The most blocks one request of `num_tokens` tokens holds at once when a step computes at most
+  // `max_step_tokens` of them (sliding-window groups hold only the window and the step's tokens).
+  int64_t max_blocks_per_request(int64_t num_tokens, int64_t max_step_tokens) const;
   int32_t num_requests_with_blocks() const { return static_cast<int32_t>(req_to_blocks_.size()); }
 
   // Fraction of the current pool held by requests.
@@ -92,13 +104,18 @@ class KVCacheManager {
  private:
   KVCacheManager(const KVCacheConfig& config, int32_t max_model_len, bool enable_caching);
 
+  // Frees the blocks of a sliding-window group's table that no query at a position >=
+  // `first_query_pos` can see.
+  void free_out_of_window(KVCacheBlocks& table, const KVCacheGroupSpec& group, int32_t first_query_pos);
+
   int32_t block_size_;
   int32_t max_model_len_;
   int32_t max_num_blocks_;
+  std::vector<KVCacheGroupSpec> groups_;  // >= 1 (a single full-attention group by default)
   bool enable_caching_;
   BlockPool block_pool_;
   GrowFn grow_fn_;
-  std::unordered_map<std::string, KVCacheBlocks> req_to_blocks_;
+  std::unordered_map<std::string, std::vector<KVCacheBlocks>> req_to_blocks_;  // [num_groups] tables
   std::unordered_map<std::string, int32_t> num_cached_block_;  // blocks already registered per request
   PrefixCacheStats prefix_cache_stats_;
 };

@@ -51,10 +51,48 @@ TEST(KVCacheManager, CreateRejectsBadConfigs) {
   c.max_num_blocks = 2;
   EXPECT_FALSE(KVCacheManager::create(c, 16, true).ok());
   c.max_num_blocks = 4;
-  c.groups.push_back({{0}, AttentionKind::kSlidingWindow, 128});
+  c.groups.push_back({{0}, AttentionKind::kSlidingWindow, 0});
   auto r = KVCacheManager::create(c, 16, true);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), base::ErrorCode::kUnsupported);
+  EXPECT_EQ(r.status().code(), base::ErrorCode::kInvalidArgument);
+  c.groups[0].sliding_window_tokens = 128;
+  EXPECT_TRUE(KVCacheManager::create(c, 16, true).ok());
+}
+
+// Two groups (full + a sliding window of 6 tokens, block size 4): each request gets one table per
+// group; the sliding group frees blocks wholly before the window of the step's first query.
+TEST(KVCacheManager, SlidingWindowGroupFreesBlocksOutsideTheWindow) {
+  KVCacheConfig c;
+  c.block_size_tokens = kBlock;
+  c.num_blocks = c.max_num_blocks = 16;
+  c.groups = {{{0}, AttentionKind::kFullAttention, 0}, {{1}, AttentionKind::kSlidingWindow, 6}};
+  auto kv = KVCacheManager::create(c, 1024, /*enable_caching=*/true).value();
+  Request r = make_request("a", iota_tokens(10));
+  auto [hits, num_hit] = kv->get_computed_blocks(r);
+  EXPECT_EQ(num_hit, 0);                   // prefix caching is off with a sliding-window group
+  ASSERT_TRUE(kv->allocate_slots(r, 10));  // 3 blocks per group
+  EXPECT_EQ(kv->block_pool().get_num_free_blocks(), 10);
+  r.num_computed_tokens = 10;
+  // The next query (position 10) sees keys 5..10: block 0 (positions 0..3) goes, block 1 stays.
+  ASSERT_TRUE(kv->allocate_slots(r, 1));
+  auto tables = kv->get_group_block_ids("a");
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].size(), 3u);
+  EXPECT_EQ(tables[1][0], kNullBlockId);
+  EXPECT_NE(tables[1][1], kNullBlockId);
+  EXPECT_EQ(kv->block_pool().get_num_free_blocks(), 11);
+  r.num_computed_tokens = 20;  // as if 9 more tokens ran: up to 21 slots, window from position 15
+  ASSERT_TRUE(kv->allocate_slots(r, 1));
+  tables = kv->get_group_block_ids("a");
+  EXPECT_EQ(tables[0].size(), 6u);
+  EXPECT_EQ(tables[1], (std::vector<int32_t>{kNullBlockId, kNullBlockId, kNullBlockId, tables[1][3],
+                                             tables[1][4], tables[1][5]}));
+  EXPECT_EQ(kv->block_pool().get_num_free_blocks(), 16 - 6 - 3);
+  // A long request fits in a pool that its full-length tables would not: the cap counts the window.
+  EXPECT_EQ(kv->max_blocks_per_request(1000, 8), 250 + 5);
+  kv->free(r);
+  EXPECT_EQ(kv->block_pool().get_num_free_blocks(), 16);
+  for (int32_t id = 0; id < 16; ++id) EXPECT_EQ(kv->block_pool().block(id).ref_cnt, 0);
 }
 
 TEST(KVCacheManager, AllocatesCeilBlocksAndGrowsPerToken) {

@@ -1,5 +1,7 @@
 #include "engine/kv_cache_utils.h"
 
+#include <algorithm>
+
 namespace nibble::engine {
 namespace {
 
@@ -40,6 +42,22 @@ BlockHash hash_block_tokens(const BlockHash* parent_hash, std::span<const int32_
   absorb(extra_keys.size());
   for (uint64_t key : extra_keys) absorb(key);
   return BlockHash{mix64(a.state), mix64(b.state ^ a.state)};
+}
+
+int64_t max_blocks_per_request(const std::vector<KVCacheGroupSpec>& groups, int32_t block_size,
+                               int64_t num_tokens, int64_t max_step_tokens) {
+  const int64_t all = (num_tokens + block_size - 1) / block_size;
+  if (groups.empty()) return all;
+  int64_t total = 0;
+  for (const KVCacheGroupSpec& group : groups) {
+    if (group.kind == AttentionKind::kSlidingWindow) {
+      const int64_t span = group.sliding_window_tokens - 1 + max_step_tokens;
+      total += std::min(all, (span + block_size - 1) / block_size + 1);
+    } else {
+      total += all;
+    }
+  }
+  return total;
 }
 
 }  // namespace nibble::engine

@@ -30,19 +30,23 @@ struct BlockHashHasher {
 BlockHash hash_block_tokens(const BlockHash* parent_hash, std::span<const int32_t> block_token_ids,
                             std::span<const uint64_t> extra_keys);
 
-// Which attention a group of layers uses. Only kFullAttention is implemented; sliding-window
-// layers (gpt-oss alternates them) get their own group and manager later (vLLM:
-// SlidingWindowManager), meanwhile a model may describe them as full attention (exact, uses more
-// memory).
+// Which attention a group of layers uses (vLLM: FullAttentionSpec / SlidingWindowSpec). A model
+// that mixes both (gpt-oss alternates them) gets one group per kind: every request then has one
+// block table per group over the shared pool, and a sliding-window group frees the blocks whose
+// positions have all fallen out of the window (their table entries become null, id -1).
+inline constexpr int32_t kNullBlockId = -1;  // a block table entry whose block was freed
+
 enum class AttentionKind { kFullAttention, kSlidingWindow };
 
 struct KVCacheGroupSpec {
   std::vector<int32_t> layer_ids;
   AttentionKind kind = AttentionKind::kFullAttention;
-  int32_t sliding_window_tokens = 0;  // only for kSlidingWindow
+  int32_t sliding_window_tokens = 0;  // only for kSlidingWindow: keys per query, itself included
 };
 
-// How the KV cache is organised: one block pool shared by all groups (vLLM: KVCacheConfig).
+// How the KV cache is organised: one block pool shared by all groups (vLLM: KVCacheConfig). A
+// block holds block_size tokens of as many layers as the largest group has, so a block can serve
+// any group.
 struct KVCacheConfig {
   int32_t block_size_tokens = 16;
   int32_t num_blocks = 0;                // initial pool size
@@ -53,5 +57,12 @@ struct KVCacheConfig {
 inline int32_t cdiv(int32_t a, int32_t b) {
   return (a + b - 1) / b;
 }
+
+// The most blocks one request of `num_tokens` tokens holds at once over all `groups` (empty = one
+// full-attention group) when a step computes at most `max_step_tokens` of its tokens: a
+// full-attention group holds all of them, a sliding-window group the window before the step's
+// first query, the step's tokens and one partial block.
+int64_t max_blocks_per_request(const std::vector<KVCacheGroupSpec>& groups, int32_t block_size,
+                               int64_t num_tokens, int64_t max_step_tokens);
 
 }  // namespace nibble::engine

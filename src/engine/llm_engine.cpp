@@ -21,6 +21,22 @@ std::string describe_weights(const std::vector<std::pair<std::string, int64_t>>&
   return parts.empty() ? s : s + " (" + parts + ")";
 }
 
+// One KV cache group per attention kind when the model mixes full and sliding-window layers
+// (gpt-oss); none (= one full-attention group) otherwise.
+std::vector<KVCacheGroupSpec> kv_cache_groups_of(const model::ModelConfig& config) {
+  std::vector<int32_t> full, sliding;
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    const bool is_sliding = config.sliding_window > 0 && static_cast<size_t>(l) < config.layer_types.size() &&
+                            config.layer_types[static_cast<size_t>(l)] == model::LayerType::kSlidingAttention;
+    (is_sliding ? sliding : full).push_back(static_cast<int32_t>(l));
+  }
+  std::vector<KVCacheGroupSpec> groups;
+  if (sliding.empty()) return groups;
+  if (!full.empty()) groups.push_back({full, AttentionKind::kFullAttention, 0});
+  groups.push_back({sliding, AttentionKind::kSlidingWindow, static_cast<int32_t>(config.sliding_window)});
+  return groups;
+}
+
 }  // namespace
 
 int64_t LlmEngine::num_live_samplers() const {
@@ -100,7 +116,15 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
       4 * (b * (2 * config.hidden_size + 2 * q_dim + 2 * kv_dim + 2 * config.intermediate_size) +
            rows * (config.hidden_size + config.vocab_size) + int64_t{md.num_threads} * md.max_model_len +
            int64_t{md.max_model_len} * config.head_dim);
-  md.kv_bytes_per_token = kv_bytes_per_token(static_cast<int32_t>(config.num_hidden_layers),
+  md.kv_cache_groups = kv_cache_groups_of(config);
+  size_t layers_per_block = static_cast<size_t>(config.num_hidden_layers);
+  if (!md.kv_cache_groups.empty()) {
+    layers_per_block = 0;
+    for (const KVCacheGroupSpec& g : md.kv_cache_groups)
+      layers_per_block = std::max(layers_per_block, g.layer_ids.size());
+  }
+  // Per token of one block (a block holds one group's layers).
+  md.kv_bytes_per_token = kv_bytes_per_token(static_cast<int32_t>(layers_per_block),
                                              static_cast<int32_t>(config.num_key_value_heads),
                                              static_cast<int32_t>(config.head_dim), /*dtype_bytes=*/4);
 
@@ -110,6 +134,9 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   policy.block_size = args.block_size;
   policy.max_num_seqs = args.max_num_seqs;
   policy.max_model_len = md.max_model_len;
+  if (!md.kv_cache_groups.empty())
+    policy.blocks_per_seq = max_blocks_per_request(md.kv_cache_groups, args.block_size, md.max_model_len,
+                                                   args.max_num_batched_tokens);
   policy.chunk_bytes = args.kv_cache_chunk_bytes;
   policy.safety_margin_bytes = args.safety_margin_bytes;
   NIBBLE_ASSIGN_OR_RETURN(MemoryInfo before_load,
@@ -128,8 +155,9 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   const KvCachePlan& plan = md.kv_cache_plan;
   const int32_t chunk_num_blocks =
       plan.chunk_num_blocks > 0 ? plan.chunk_num_blocks : plan.initial_num_blocks;
-  auto runner = std::make_unique<LlmModelRunner>(std::move(model), plan.block_size, chunk_num_blocks,
-                                                 args.max_num_seqs, args.max_num_batched_tokens);
+  auto runner =
+      std::make_unique<LlmModelRunner>(std::move(model), plan.block_size, chunk_num_blocks, args.max_num_seqs,
+                                       args.max_num_batched_tokens, md.kv_cache_groups);
   engine->runner_ = runner.get();
 
   EngineConfig ec;
@@ -140,6 +168,7 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
   ec.scheduler.vocab_size = md.vocab_size;
   ec.scheduler.eos_token_ids = md.eos_token_ids;
   ec.kv_cache = plan;
+  ec.kv_cache_groups = md.kv_cache_groups;
   ec.enable_prefix_caching = args.enable_prefix_caching;
   ec.kv_shrink_idle_delay = args.kv_shrink_idle_delay;
   ec.memory_probe = args.memory_probe;
@@ -148,8 +177,22 @@ base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& mo
                               " threads");
   md.startup_report.push_back(describe_weights(md.weight_bytes_by_format, md.weight_bytes) +
                               "; activations " + format_bytes(md.workspace_bytes));
-  md.startup_report.push_back("KV bytes per token: " + std::to_string(md.kv_bytes_per_token) + " (" +
-                              format_bytes(md.kv_bytes_per_token) + ", fp32)");
+  if (md.kv_cache_groups.empty()) {
+    md.startup_report.push_back("KV bytes per token: " + std::to_string(md.kv_bytes_per_token) + " (" +
+                                format_bytes(md.kv_bytes_per_token) + ", fp32)");
+  } else {
+    std::string line = "KV cache groups (blocks of " + std::to_string(layers_per_block) + " layers, " +
+                       format_bytes(md.kv_bytes_per_token) + " per token, fp32):";
+    for (const KVCacheGroupSpec& g : md.kv_cache_groups)
+      line += " " + std::to_string(g.layer_ids.size()) + " layers " +
+              (g.kind == AttentionKind::kSlidingWindow
+                   ? "sliding window " + std::to_string(g.sliding_window_tokens) +
+                         " tokens (blocks out of the window freed)"
+                   : std::string("full attention")) +
+              ";";
+    md.startup_report.push_back(line + " up to " + std::to_string(policy.blocks_per_seq) +
+                                " blocks per sequence");
+  }
   md.startup_report.push_back(plan.describe());
   md.startup_report.push_back(
       "cap " + format_bytes(plan.bytes_per_block * plan.max_num_blocks) + ", max concurrent tokens " +

@@ -57,8 +57,10 @@ struct EngineMetadata {
   SamplingParams default_sampling_params;
   int64_t weight_bytes = 0;
   std::vector<std::pair<std::string, int64_t>> weight_bytes_by_format;  // ("BF16", bytes), ...
-  int64_t workspace_bytes = 0;  // activations sized at load (estimate)
-  int64_t kv_bytes_per_token = 0;
+  int64_t workspace_bytes = 0;     // activations sized at load (estimate)
+  int64_t kv_bytes_per_token = 0;  // per token of one KV block (all layers, or one group's)
+  // Empty = one full-attention group; else one per attention kind (sliding-window models).
+  std::vector<KVCacheGroupSpec> kv_cache_groups;
   KvCachePlan kv_cache_plan;
   std::vector<std::string> startup_report;  // lines for the start-up log
 };

@@ -275,10 +275,16 @@ base::Result<KvCachePlan> plan_kv_cache(const MemoryPolicyConfig& config, int64_
   plan.block_size = config.block_size;
   plan.bytes_per_token = config.kv_bytes_per_token;
   plan.bytes_per_block = config.kv_bytes_per_token * config.block_size;
+  plan.group_seq_blocks = config.blocks_per_seq;
+  plan.max_model_len = config.max_model_len;
   plan.safety_margin_bytes =
       config.safety_margin_bytes >= 0 ? config.safety_margin_bytes : default_margin(before_load);
 
-  const int64_t blocks_per_seq = (int64_t{config.max_model_len} + config.block_size - 1) / config.block_size;
+  // The most blocks one sequence holds: its max_model_len tokens, or (KV cache groups with sliding
+  // windows) what the caller computed.
+  const int64_t blocks_per_seq =
+      config.blocks_per_seq > 0 ? config.blocks_per_seq
+                                : (int64_t{config.max_model_len} + config.block_size - 1) / config.block_size;
   const int64_t useful_blocks = blocks_per_seq * config.max_num_seqs;  // more could never be used
   const int64_t min_kv_bytes = blocks_per_seq * plan.bytes_per_block;
   const int64_t available = before_load.available_bytes();

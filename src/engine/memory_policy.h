@@ -64,6 +64,7 @@ CgroupPaths parse_proc_self_cgroup(std::string_view text);
 base::Result<MemoryInfo> read_memory_info();
 
 // Bytes of K and V for one token across all layers: 2 x layers x kv_heads x head_dim x dtype bytes.
+// With several KV cache groups, a block holds the layers of one group: pass the largest group's.
 // (MLA models store a latent instead; they pass their own bytes-per-token.)
 int64_t kv_bytes_per_token(int32_t num_layers, int32_t num_kv_heads, int32_t head_dim, int32_t dtype_bytes);
 
@@ -73,6 +74,9 @@ struct MemoryPolicyConfig {
   int32_t block_size = 16;  // tokens per KV block
   int32_t max_num_seqs = 32;
   int32_t max_model_len = 4096;
+  // Blocks one max_model_len sequence holds at most; 0 = cdiv(max_model_len, block_size). Models
+  // with several KV cache groups pass theirs (a sliding-window group holds only its window).
+  int64_t blocks_per_seq = 0;
   int64_t chunk_bytes = int64_t{256} << 20;  // growth step for auto
   // Kept free for the OS, activations and everything else; < 0 = default max(1 GiB, 5 % of total).
   int64_t safety_margin_bytes = -1;
@@ -87,10 +91,17 @@ struct KvCachePlan {
   int32_t max_num_blocks = 0;      // the cap; == initial_num_blocks for a fixed pool
   int32_t min_num_blocks = 0;      // never shrink below
   int32_t chunk_num_blocks = 0;    // growth / shrink step (auto); 0 = fixed
+  // Several KV cache groups: a max_model_len sequence takes `group_seq_blocks` blocks (0 = one
+  // group, block_size tokens per block).
+  int64_t group_seq_blocks = 0;
+  int32_t max_model_len = 0;
   int64_t safety_margin_bytes = 0;
 
   bool growable() const { return max_num_blocks > initial_num_blocks; }
-  int64_t max_concurrent_tokens() const { return int64_t{max_num_blocks} * block_size; }
+  int64_t max_concurrent_tokens() const {
+    if (group_seq_blocks > 0) return int64_t{max_num_blocks} * max_model_len / group_seq_blocks;
+    return int64_t{max_num_blocks} * block_size;
+  }
   // One line for the start-up log: mode, KV bytes per token, start size, cap, max tokens.
   std::string describe() const;
 };

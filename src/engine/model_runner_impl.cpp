@@ -6,12 +6,55 @@
 
 namespace nibble::engine {
 
+KvLayerMap KvLayerMap::make(int32_t num_layers, const std::vector<KVCacheGroupSpec>& groups) {
+  KvLayerMap m;
+  m.group.assign(static_cast<size_t>(num_layers), 0);
+  m.slot.resize(static_cast<size_t>(num_layers));
+  if (groups.empty()) {
+    for (int32_t l = 0; l < num_layers; ++l) m.slot[static_cast<size_t>(l)] = l;
+    m.layers_per_block = num_layers;
+    return m;
+  }
+  NIBBLE_CHECK(static_cast<int32_t>(groups.size()) <= kMaxKvCacheGroups, "too many KV cache groups");
+  std::vector<bool> seen(static_cast<size_t>(num_layers), false);
+  m.num_groups = static_cast<int32_t>(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& ids = groups[g].layer_ids;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      NIBBLE_CHECK(ids[i] >= 0 && ids[i] < num_layers && !seen[static_cast<size_t>(ids[i])],
+                   "KV cache groups must cover each layer once");
+      seen[static_cast<size_t>(ids[i])] = true;
+      m.group[static_cast<size_t>(ids[i])] = static_cast<int32_t>(g);
+      m.slot[static_cast<size_t>(ids[i])] = static_cast<int32_t>(i);
+    }
+    m.layers_per_block = std::max(m.layers_per_block, static_cast<int32_t>(ids.size()));
+  }
+  NIBBLE_CHECK(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }),
+               "KV cache groups must cover each layer once");
+  return m;
+}
+
+PagedKvCache::PagedKvCache(PagedKvStorage* storage, const KvLayerMap* layers,
+                           const ScheduledRequest& scheduled)
+    : storage_(storage), layers_(layers) {
+  if (layers->num_groups > 1) {
+    NIBBLE_CHECK(static_cast<int32_t>(scheduled.group_block_ids.size()) == layers->num_groups,
+                 "scheduled request without a block table per KV cache group");
+    for (int32_t g = 0; g < layers->num_groups; ++g)
+      tables_[g] = scheduled.group_block_ids[static_cast<size_t>(g)];
+  } else {
+    tables_[0] = scheduled.block_ids;
+  }
+  max_positions_ = static_cast<int64_t>(tables_[0].size()) * storage->block_size();
+}
+
 LlmModelRunner::LlmModelRunner(std::unique_ptr<model::Model> model, int32_t block_size,
-                               int32_t chunk_num_blocks, int32_t max_num_seqs, int32_t max_num_batched_tokens)
+                               int32_t chunk_num_blocks, int32_t max_num_seqs, int32_t max_num_batched_tokens,
+                               const std::vector<KVCacheGroupSpec>& kv_groups)
     : model_(std::move(model)),
       vocab_size_(model_->config().vocab_size),
-      storage_(static_cast<int32_t>(model_->config().num_hidden_layers),
-               static_cast<int32_t>(model_->config().num_key_value_heads),
+      kv_layers_(KvLayerMap::make(static_cast<int32_t>(model_->config().num_hidden_layers), kv_groups)),
+      storage_(kv_layers_.layers_per_block, static_cast<int32_t>(model_->config().num_key_value_heads),
                static_cast<int32_t>(model_->config().head_dim), block_size, std::max(chunk_num_blocks, 1)),
       seed_rng_(std::random_device{}()) {
   tokens_.reserve(static_cast<size_t>(max_num_batched_tokens));
@@ -88,7 +131,7 @@ base::Result<ModelRunnerOutput> LlmModelRunner::execute_model(const SchedulerOut
     const ScheduledRequest& s = so.scheduled[i];
     if (s.num_scheduled_tokens() == 0) continue;
     if (s.request->sampling_params().logprobs) any_logprobs = true;
-    caches_.emplace_back(&storage_, s.block_ids);
+    caches_.emplace_back(&storage_, &kv_layers_, s);
     tokens_.insert(tokens_.end(), s.token_ids.begin(), s.token_ids.end());
     seqs_.push_back({s.num_scheduled_tokens(), s.num_computed_tokens, nullptr});
     if (s.sample) {

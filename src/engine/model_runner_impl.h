@@ -23,24 +23,58 @@
 
 namespace nibble::engine {
 
-// model::KvCache over one request's block table (what attention reads and writes through).
+// Where each model layer's K/V lives in a block: its KV cache group (whose block table it reads)
+// and its slot among the group's layers. One group (the default): group 0, slot = layer.
+struct KvLayerMap {
+  std::vector<int32_t> group;  // [num_layers]
+  std::vector<int32_t> slot;   // [num_layers]
+  int32_t num_groups = 1;
+  int32_t layers_per_block = 0;  // the largest group's layer count
+  static KvLayerMap make(int32_t num_layers, const std::vector<KVCacheGroupSpec>& groups);
+};
+
+inline constexpr int32_t kMaxKvCacheGroups = 4;
+
+// model::KvCache over one request's block tables (what attention reads and writes through).
 class PagedKvCache final : public model::KvCache {
  public:
-  PagedKvCache(PagedKvStorage* storage, std::span<const int32_t> block_ids) : view_(storage, block_ids) {}
-  float* key(int64_t layer, int64_t pos) override { return view_.key(layer, pos); }
-  float* value(int64_t layer, int64_t pos) override { return view_.value(layer, pos); }
-  int64_t max_positions() const override { return view_.max_positions(); }
+  PagedKvCache(PagedKvStorage* storage, const KvLayerMap* layers, const ScheduledRequest& scheduled);
+  float* key(int64_t layer, int64_t pos) override {
+    const auto [block_id, slot, offset] = locate(layer, pos);
+    return storage_->key(block_id, slot, offset);
+  }
+  float* value(int64_t layer, int64_t pos) override {
+    const auto [block_id, slot, offset] = locate(layer, pos);
+    return storage_->value(block_id, slot, offset);
+  }
+  int64_t max_positions() const override { return max_positions_; }
 
  private:
-  BlockTableView view_;
+  struct Location {
+    int32_t block_id, slot, offset;
+  };
+  Location locate(int64_t layer, int64_t pos) const {
+    const auto l = static_cast<size_t>(layer);
+    const std::span<const int32_t> table = tables_[static_cast<size_t>(layers_->group[l])];
+    const auto idx = static_cast<size_t>(pos / storage_->block_size());
+    NIBBLE_CHECK(pos >= 0 && idx < table.size(), "position beyond the block table");
+    return {table[idx], layers_->slot[l], static_cast<int32_t>(pos % storage_->block_size())};
+  }
+
+  PagedKvStorage* storage_;
+  const KvLayerMap* layers_;
+  std::span<const int32_t> tables_[kMaxKvCacheGroups];
+  int64_t max_positions_ = 0;
 };
 
 class LlmModelRunner final : public ModelRunner {
  public:
   // `model` must have been loaded with max_seq_len >= max_model_len, max_batch_tokens >=
   // max_num_batched_tokens and max_logit_rows >= max_num_seqs (see LlmEngine::create).
+  // `kv_groups`: the KV cache groups of EngineConfig (empty = one full-attention group).
   LlmModelRunner(std::unique_ptr<model::Model> model, int32_t block_size, int32_t chunk_num_blocks,
-                 int32_t max_num_seqs, int32_t max_num_batched_tokens);
+                 int32_t max_num_seqs, int32_t max_num_batched_tokens,
+                 const std::vector<KVCacheGroupSpec>& kv_groups = {});
   ~LlmModelRunner() override;
 
   base::Status set_num_kv_blocks(int32_t num_blocks) override;
@@ -58,6 +92,7 @@ class LlmModelRunner final : public ModelRunner {
 
   std::unique_ptr<model::Model> model_;
   int64_t vocab_size_;
+  KvLayerMap kv_layers_;
   PagedKvStorage storage_;
   std::unordered_map<std::string, std::unique_ptr<Sampler>> samplers_;
   std::mt19937_64 seed_rng_;  // seeds requests that did not ask for one

@@ -44,7 +44,12 @@ class Sampler {
  private:
   void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt_ids,
                        std::span<const int32_t> output_ids);
-  // Fills kept_ (descending by probability) with normalised probabilities; returns the kept count.
+  // Penalties, then greedy or filter(): fills kept_[0, num_kept_).
+  void select(std::span<float> logits, std::span<const int32_t> prompt_ids,
+              std::span<const int32_t> output_ids);
+  // Fills kept_ with the kept tokens' normalised probabilities (descending when top-p cut them or
+  // at most 4096 are kept; in id order otherwise); returns the kept count. Never sorts more of
+  // the vocabulary than top-k / top-p need.
   int64_t filter(std::span<float> logits);
 
   int64_t vocab_size_;
@@ -53,7 +58,7 @@ class Sampler {
   std::vector<int32_t> output_counts_;           // [vocab] scratch, zero between calls
   std::vector<uint8_t> seen_;                    // [vocab] scratch, zero between calls
   std::vector<std::pair<float, int32_t>> kept_;  // [vocab] (prob or logit, token id)
-  std::vector<float> probs_;                     // [vocab]
+  std::vector<float> probs_;                     // [vocab] distribution()'s output only
   int64_t num_kept_ = 0;
 };
 

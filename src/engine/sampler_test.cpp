@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace nibble::engine {
@@ -145,6 +148,79 @@ TEST(SamplerTest, ValidateNamesTheParameter) {
   p.min_p = 2.0f;
   EXPECT_NE(validate_sampling_params(p, 3).message().find("min_p"), std::string::npos);
   EXPECT_TRUE(validate_sampling_params(SamplingParams{}, 3).ok());
+}
+
+TEST(SamplerTest, GreedyOnALargeVocabularyIsTheFirstMaximum) {
+  for (int64_t vocab : {17, 100, 1001, 151936}) {
+    std::vector<float> logits(static_cast<size_t>(vocab), -1.0f);
+    uint64_t state = static_cast<uint64_t>(vocab);
+    for (float& l : logits) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      l = static_cast<float>((state >> 40) % 1000);  // many ties at the top value
+    }
+    SamplingParams p;
+    p.temperature = 0.0f;
+    Sampler s(vocab, p);
+    const auto want = std::max_element(logits.begin(), logits.end()) - logits.begin();
+    EXPECT_EQ(s.sample(logits, {}, {}), want) << vocab;
+    logits.back() = 5000.0f;  // a maximum in the scalar tail
+    EXPECT_EQ(s.sample(logits, {}, {}), vocab - 1) << vocab;
+  }
+}
+
+// Large vocabularies take the partial-selection paths (top-k by selection, top-p sorting only a
+// growing prefix): the distribution must equal a plain full sort of the whole vocabulary.
+TEST(SamplerTest, LargeVocabularyFiltersMatchAFullSort) {
+  const int64_t vocab = 20000;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  uint64_t state = 12345;
+  for (float& l : logits) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    l = static_cast<float>((state >> 40) % 100000) / 100000.0f * 12.0f;  // a long flat tail
+  }
+  for (const auto& [top_k, top_p, min_p] : std::vector<std::tuple<int32_t, float, float>>{
+           {0, 0.9f, 0.0f}, {0, 0.999f, 0.0f}, {300, 0.95f, 0.0f}, {20, 1.0f, 0.0f}, {0, 0.5f, 0.01f}}) {
+    SamplingParams p;
+    p.temperature = 0.7f;
+    p.top_k = top_k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    const std::vector<float> got = dist(p, logits);
+    // Oracle: scale, min-p, sort everything, top-k, top-p, renormalise.
+    std::vector<std::pair<double, int32_t>> all;
+    double max_l = -1e30;
+    for (float l : logits) max_l = std::max(max_l, static_cast<double>(l / p.temperature));
+    for (int64_t i = 0; i < vocab; ++i) {
+      const double w = std::exp(static_cast<double>(logits[static_cast<size_t>(i)] / p.temperature) - max_l);
+      if (min_p > 0 && w < min_p) continue;
+      all.push_back({w, static_cast<int32_t>(i)});
+    }
+    std::sort(all.begin(), all.end(), [](auto& a, auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    if (top_k > 0 && static_cast<size_t>(top_k) < all.size()) all.resize(static_cast<size_t>(top_k));
+    double sum = 0;
+    for (auto& e : all) sum += e.first;
+    size_t cut = all.size();
+    double above = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i > 0 && above >= top_p) {
+        cut = i;
+        break;
+      }
+      above += all[i].first / sum;
+    }
+    all.resize(cut);
+    sum = 0;
+    for (auto& e : all) sum += e.first;
+    std::vector<double> want(static_cast<size_t>(vocab), 0.0);
+    for (auto& e : all) want[static_cast<size_t>(e.second)] = e.first / sum;
+    SCOPED_TRACE("top_k " + std::to_string(top_k) + " top_p " + std::to_string(top_p));
+    expect_dist(got, want);
+    size_t nonzero = 0;
+    for (float g : got) nonzero += g > 0;
+    EXPECT_EQ(nonzero, all.size());
+  }
 }
 
 }  // namespace

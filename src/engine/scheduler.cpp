@@ -31,7 +31,8 @@ base::Status Scheduler::validate_request(const EngineCoreRequest& core_request) 
   const int64_t max_len =
       std::min<int64_t>(num_prompt_tokens + core_request.sampling_params.max_tokens, config_.max_model_len);
   const int32_t block_size = kv_cache_manager_->block_size();
-  const int64_t blocks_needed = (max_len + block_size - 1) / block_size;
+  const int64_t blocks_needed =
+      kv_cache_manager_->max_blocks_per_request(max_len, config_.max_num_batched_tokens);
   if (blocks_needed > kv_cache_manager_->max_num_blocks())
     return base::resource_exhausted(
         "prompt + max_tokens: up to " + std::to_string(max_len) + " tokens need " +
@@ -151,7 +152,12 @@ SchedulerOutput Scheduler::schedule() {
     s.positions.resize(static_cast<size_t>(p.num_new_tokens));
     for (int32_t i = 0; i < p.num_new_tokens; ++i)
       s.positions[static_cast<size_t>(i)] = r.num_computed_tokens + i;
-    s.block_ids = kv_cache_manager_->get_block_ids(r.request_id());
+    if (kv_cache_manager_->num_groups() > 1) {
+      s.group_block_ids = kv_cache_manager_->get_group_block_ids(r.request_id());
+      s.block_ids = s.group_block_ids[0];
+    } else {
+      s.block_ids = kv_cache_manager_->get_block_ids(r.request_id());
+    }
     s.is_new = p.is_new;
     s.resumed = p.is_new && r.num_preemptions > 0;
     s.sample = r.num_computed_tokens + p.num_new_tokens == r.num_tokens();

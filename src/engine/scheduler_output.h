@@ -19,10 +19,14 @@ struct ScheduledRequest {
   const Request* request = nullptr;  // valid during execute_model: sampling params, prompt, outputs
   std::vector<int32_t> token_ids;    // [num_scheduled_tokens]
   std::vector<int32_t> positions;    // [num_scheduled_tokens] = num_computed_tokens + i
-  std::vector<int32_t> block_ids;    // [num_blocks] the request's whole block table
-  int32_t num_computed_tokens = 0;   // KV already in the cache before this step (incl. prefix hits)
-  bool is_new = false;               // first step since admission or resumption after preemption
-  bool resumed = false;              // is_new after a preemption (the runner may keep sampler state)
+  std::vector<int32_t> block_ids;    // [num_blocks] the request's whole block table (group 0)
+  // With several KV cache groups (full + sliding-window layers): one table per group, in the
+  // order of KVCacheConfig::groups (block_ids == group_block_ids[0]); kNullBlockId marks blocks a
+  // sliding window freed. Empty with a single group.
+  std::vector<std::vector<int32_t>> group_block_ids;
+  int32_t num_computed_tokens = 0;  // KV already in the cache before this step (incl. prefix hits)
+  bool is_new = false;              // first step since admission or resumption after preemption
+  bool resumed = false;             // is_new after a preemption (the runner may keep sampler state)
   // True when this step reaches the end of the known tokens: the runner must sample the next
   // token from the last position's logits. False for a non-final chunk of a chunked prefill.
   bool sample = false;

@@ -27,9 +27,12 @@ struct Live {
 
 struct Totals {
   int64_t steps = 0, requests = 0, preemptions = 0, prefix_hits = 0, aborts = 0, grows = 0, shrinks = 0;
+  int64_t window_freed = 0;  // null (window-freed) table entries seen after steps
 };
 
-void run_one(uint32_t seed, Totals& totals) {
+// `hybrid`: KV cache groups as a model mixing attention kinds has them (full + sliding window, or
+// sliding windows only); the fake model reads each group as its attention would.
+void run_one(uint32_t seed, Totals& totals, bool hybrid = false) {
   std::mt19937 rng(seed);
   auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   auto chance = [&](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
@@ -43,8 +46,24 @@ void run_one(uint32_t seed, Totals& totals) {
   cfg.vocab_size = vocab;
   cfg.eos_token_ids = {uniform(0, vocab - 1)};
   const bool caching = uniform(0, 4) != 0;
+  std::vector<KVCacheGroupSpec> groups;
+  std::vector<int32_t> windows;  // per group, 0 = full
+  if (hybrid) {
+    const int kind = uniform(0, 3);
+    windows = kind <= 1   ? std::vector<int32_t>{0, uniform(1, 40)}
+              : kind == 2 ? std::vector<int32_t>{uniform(1, 40)}
+                          : std::vector<int32_t>{uniform(1, 20), uniform(1, 40)};
+    for (size_t g = 0; g < windows.size(); ++g) {
+      KVCacheGroupSpec spec;
+      spec.layer_ids = {static_cast<int32_t>(g)};
+      spec.kind = windows[g] > 0 ? AttentionKind::kSlidingWindow : AttentionKind::kFullAttention;
+      spec.sliding_window_tokens = windows[g];
+      groups.push_back(spec);
+    }
+  }
   // Enough for one request of max_model_len, a little more: preemption is frequent.
-  const int32_t max_seq_blocks = cdiv(cfg.max_model_len, block_size);
+  const int32_t max_seq_blocks =
+      cdiv(cfg.max_model_len, block_size) * std::max<int32_t>(1, static_cast<int32_t>(windows.size()));
   const bool growable = chance(0.4);
   const int32_t max_blocks = max_seq_blocks + uniform(0, 2 * max_seq_blocks);
   const int32_t initial_blocks = growable ? uniform(1, max_blocks) : max_blocks;
@@ -54,8 +73,9 @@ void run_one(uint32_t seed, Totals& totals) {
   kvc.block_size_tokens = block_size;
   kvc.num_blocks = initial_blocks;
   kvc.max_num_blocks = max_blocks;
+  kvc.groups = groups;
   auto manager = KVCacheManager::create(kvc, cfg.max_model_len, caching).value();
-  FakeModelRunner runner(vocab, block_size);
+  FakeModelRunner runner(vocab, block_size, windows);
   ASSERT_TRUE(runner.set_num_kv_blocks(initial_blocks).ok());
   if (growable) {
     manager->set_grow_fn([&](int32_t current, int32_t short_by) -> int32_t {
@@ -155,6 +175,11 @@ void run_one(uint32_t seed, Totals& totals) {
       ASSERT_TRUE(growable) << "seed " << seed << ": fixed pool stuck";
     }
     ASSERT_EQ(check_invariants(s), "") << "seed " << seed << " step " << step_idx << " after update";
+    for (const Request* r : s.running()) {
+      for (int32_t g = 0; g < s.kv_cache_manager().num_groups(); ++g)
+        for (const KVCacheBlock* b : *s.kv_cache_manager().get_blocks(r->request_id(), g))
+          totals.window_freed += b == nullptr;
+    }
   }
   ASSERT_EQ(runner.errors(), std::vector<std::string>{}) << "seed " << seed;
   // Nothing is referenced; every output is what the request produces alone.
@@ -162,7 +187,8 @@ void run_one(uint32_t seed, Totals& totals) {
   EXPECT_EQ(pool.get_num_free_blocks(), pool.num_blocks());
   for (const auto& [id, l] : live) {
     ASSERT_TRUE(l.finished) << id;
-    const auto ref = reference_generate(l.prompt, l.params, cfg.eos_token_ids, cfg.max_model_len, vocab);
+    const auto ref =
+        reference_generate(l.prompt, l.params, cfg.eos_token_ids, cfg.max_model_len, vocab, windows);
     if (l.aborted) {
       ASSERT_LE(l.tokens.size(), ref.output_token_ids.size()) << id;
       EXPECT_TRUE(std::equal(l.tokens.begin(), l.tokens.end(), ref.output_token_ids.begin())) << id;
@@ -197,6 +223,22 @@ TEST(SchedulerProperty, RandomWorkloadsMatchRunningAlone) {
       static_cast<long long>(totals.preemptions), static_cast<long long>(totals.prefix_hits),
       static_cast<long long>(totals.aborts), static_cast<long long>(totals.grows),
       static_cast<long long>(totals.shrinks));
+}
+
+TEST(SchedulerProperty, SlidingWindowGroupsFreeBlocksAndMatchRunningAlone) {
+  Totals totals;
+  for (uint32_t seed = 101; seed <= 140; ++seed) {
+    run_one(seed, totals, /*hybrid=*/true);
+    if (HasFatalFailure() || HasFailure()) return;
+  }
+  EXPECT_GT(totals.steps, 5000);
+  EXPECT_GT(totals.preemptions, 50);
+  EXPECT_GT(totals.aborts, 5);
+  EXPECT_GT(totals.window_freed, 1000) << "sliding windows should have freed blocks";
+  EXPECT_EQ(totals.prefix_hits, 0) << "prefix caching is off with several groups";
+  std::printf("hybrid: steps %lld, requests %lld, preemptions %lld, window-freed entries %lld\n",
+              static_cast<long long>(totals.steps), static_cast<long long>(totals.requests),
+              static_cast<long long>(totals.preemptions), static_cast<long long>(totals.window_freed));
 }
 
 }  // namespace

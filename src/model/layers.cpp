@@ -112,8 +112,14 @@ DecoderStack::DecoderStack(const ModelConfig& config, const LoadOptions& options
   ws_.up.resize(ws_.gate.size());
   ws_.final.resize(r * hidden);
   ws_.logits.resize(r * static_cast<size_t>(config.vocab_size));
-  ws_.key_rows.resize(static_cast<size_t>(options.max_seq_len));
-  ws_.value_rows.resize(static_cast<size_t>(options.max_seq_len));
+  // Room for the K/V rows of several sequences at once (attend runs them in one pool run).
+  const int64_t seqs_per_run = std::clamp<int64_t>(
+      options.max_logit_rows, 1, std::max<int64_t>(1, (int64_t{1} << 18) / options.max_seq_len));
+  ws_.key_rows.resize(static_cast<size_t>(options.max_seq_len * seqs_per_run));
+  ws_.value_rows.resize(ws_.key_rows.size());
+  ws_.seq_row_begin.resize(b);
+  ws_.seq_token_begin.resize(b);
+  ws_.seq_task_begin.resize(b + 1);
   ws_.scores.resize(static_cast<size_t>(pool_->num_threads()) * static_cast<size_t>(options.max_seq_len + 1));
   ws_.positions.resize(b);
   ws_.token_seq.resize(b);
@@ -262,25 +268,48 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const
     pool_->run(num_tokens * num_heads, base::TaskFn(task));
     return;
   }
+  // Every sequence's K/V row pointers side by side, then ONE pool run over (sequence, token tile,
+  // kv head) for all of them: a decode step of many short sequences keeps every thread busy with
+  // one hand-off per layer instead of one per sequence. Sequences whose rows do not fit the
+  // workspace together go in several runs.
   const int64_t num_kv_heads = config_.num_key_value_heads;
   const int64_t tile_tokens = std::max<int64_t>(1, kAttentionTileQueries / group);
-  int64_t seq_t0 = 0;
-  for (const SeqSlice& seq : seqs) {
-    KvCache& cache = *seq.cache;
-    const int64_t start_pos = seq.start_pos;
-    const int64_t seq_tokens = seq.num_tokens;
-    const int64_t base_t = seq_t0;
-    seq_t0 += seq_tokens;
-    const int64_t num_keys_total = start_pos + seq_tokens;
-    for (int64_t j = 0; j < num_keys_total; ++j) {
-      ws_.key_rows[static_cast<size_t>(j)] = cache.key(layer_idx, j);
-      ws_.value_rows[static_cast<size_t>(j)] = cache.value(layer_idx, j);
+  const auto row_capacity = static_cast<int64_t>(ws_.key_rows.size());
+  size_t first_seq = 0;
+  int64_t first_token = 0;
+  while (first_seq < seqs.size()) {
+    int64_t num_rows = 0, num_tasks = 0, token = first_token;
+    size_t end_seq = first_seq;
+    for (; end_seq < seqs.size(); ++end_seq) {
+      const SeqSlice& seq = seqs[end_seq];
+      const int64_t num_keys_total = seq.start_pos + seq.num_tokens;
+      if (end_seq > first_seq && num_rows + num_keys_total > row_capacity) break;
+      KvCache& cache = *seq.cache;
+      for (int64_t j = 0; j < num_keys_total; ++j) {
+        ws_.key_rows[static_cast<size_t>(num_rows + j)] = cache.key(layer_idx, j);
+        ws_.value_rows[static_cast<size_t>(num_rows + j)] = cache.value(layer_idx, j);
+      }
+      const size_t i = end_seq - first_seq;
+      ws_.seq_row_begin[i] = num_rows;
+      ws_.seq_token_begin[i] = token;
+      ws_.seq_task_begin[i] = num_tasks;
+      num_rows += num_keys_total;
+      token += seq.num_tokens;
+      num_tasks += (seq.num_tokens + tile_tokens - 1) / tile_tokens * num_kv_heads;
     }
-    const int64_t num_tiles = (seq_tokens + tile_tokens - 1) / tile_tokens;
+    const size_t num_run_seqs = end_seq - first_seq;
+    ws_.seq_task_begin[num_run_seqs] = num_tasks;
     auto task = [&](int64_t task_idx, int) {
-      const int64_t kv_head = task_idx % num_kv_heads;
-      const int64_t t0 = (task_idx / num_kv_heads) * tile_tokens;
-      const int64_t t1 = std::min(seq_tokens, t0 + tile_tokens);
+      // This task's sequence: the last one whose first task is <= task_idx.
+      const auto begin = ws_.seq_task_begin.begin();
+      const auto i = static_cast<size_t>(
+          std::upper_bound(begin, begin + static_cast<std::ptrdiff_t>(num_run_seqs) + 1, task_idx) - begin - 1);
+      const SeqSlice& seq = seqs[first_seq + i];
+      const int64_t local = task_idx - ws_.seq_task_begin[i];
+      const int64_t kv_head = local % num_kv_heads;
+      const int64_t t0 = (local / num_kv_heads) * tile_tokens;
+      const int64_t t1 = std::min(seq.num_tokens, t0 + tile_tokens);
+      const int64_t base_t = ws_.seq_token_begin[i];
       const float* q_rows[kAttentionTileQueries];
       float* out_rows[kAttentionTileQueries];
       int64_t num_keys[kAttentionTileQueries];
@@ -289,14 +318,17 @@ void DecoderStack::attend(int64_t layer_idx, int64_t num_tokens, std::span<const
         for (int64_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
           q_rows[num_queries] = ws_.q.data() + (base_t + t) * q_dim + head * head_dim;
           out_rows[num_queries] = ws_.attn.data() + (base_t + t) * q_dim + head * head_dim;
-          num_keys[num_queries] = start_pos + t + 1;
+          num_keys[num_queries] = seq.start_pos + t + 1;
           ++num_queries;
         }
       }
-      kernels_.attention(q_rows, out_rows, num_keys, num_queries, ws_.key_rows.data(), ws_.value_rows.data(),
-                         kv_head * head_dim, head_dim, scale);
+      const auto row0 = static_cast<size_t>(ws_.seq_row_begin[i]);
+      kernels_.attention(q_rows, out_rows, num_keys, num_queries, ws_.key_rows.data() + row0,
+                         ws_.value_rows.data() + row0, kv_head * head_dim, head_dim, scale);
     };
-    pool_->run(num_tiles * num_kv_heads, base::TaskFn(task));
+    pool_->run(num_tasks, base::TaskFn(task));
+    first_seq = end_seq;
+    first_token = token;
   }
 }
 

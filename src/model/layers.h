@@ -37,8 +37,13 @@ struct Workspace {
   std::vector<float> up;      // [B, I]
   std::vector<float> final;   // [R, H] final-normed rows for the lm_head (R = max_logit_rows)
   std::vector<float> logits;  // [R, V]
-  std::vector<const float*> key_rows;    // [max_seq_len] this layer's K of each position (cache rows)
-  std::vector<const float*> value_rows;  // [max_seq_len] this layer's V of each position
+  // This layer's K (V) row of each position of several sequences side by side (cache rows):
+  // [max_seq_len x min(max_logit_rows, 2^18 / max_seq_len)], at least max_seq_len.
+  std::vector<const float*> key_rows;
+  std::vector<const float*> value_rows;
+  std::vector<int64_t> seq_row_begin;    // [B] first key_rows entry of each sequence of an attention run
+  std::vector<int64_t> seq_token_begin;  // [B] first token (of the step) of each sequence of the run
+  std::vector<int64_t> seq_task_begin;   // [B + 1] first pool task of each sequence of the run
   std::vector<float> scores;  // [num_threads, max_seq_len] attention probabilities, per thread
   std::vector<int64_t> positions;  // [B] position of each token of the step
   std::vector<int32_t> token_seq;  // [B] which SeqSlice each token belongs to
