@@ -349,7 +349,10 @@ int64_t KvLayout::bytes_for(int64_t num_tokens, int64_t block_size) const {
   const int64_t block = std::max<int64_t>(1, block_size);
   auto whole_blocks = [block](int64_t n) { return (n + block - 1) / block * block; };
   const int64_t held = whole_blocks(num_tokens);
-  const int64_t sliding_held = sliding_window > 0 ? std::min(held, whole_blocks(sliding_window)) : held;
+  // A paged sliding-window group frees only whole blocks, so besides the window's blocks it holds
+  // the partial one the window starts in (engine::max_blocks_per_request with a 1-token step).
+  const int64_t window_held = block > 1 ? whole_blocks(sliding_window) + block : sliding_window;
+  const int64_t sliding_held = sliding_window > 0 ? std::min(held, window_held) : held;
   return bytes_per_token_full * held + bytes_per_token_sliding * sliding_held;
 }
 
@@ -482,7 +485,7 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   kv_note += o.kv_dtype ? " (--kv-dtype)" : nibble_kv ? " (what nibble's engine allocates)" : "";
   kv_note += ", " + std::to_string(o.kv_runtime.block_tokens) + "-token blocks; sliding-window layers ";
   kv_note +=
-      o.kv_runtime.caps_sliding_window ? "hold at most the window" : "hold every token (nibble's engine)";
+      o.kv_runtime.caps_sliding_window ? "hold at most the window (freed blocks)" : "hold every token";
   e.assumptions.push_back(kv_note);
   if (shape.quant.kv_dtype && !o.kv_dtype)
     e.assumptions.push_back("the checkpoint ships an FP8 KV scheme; nibble's engine does not use it");

@@ -45,11 +45,12 @@ struct KvRuntime {
   int64_t block_tokens = 1;         // a sequence holds whole blocks of this many tokens
 };
 
-// What nibble's engine allocates today (engine/llm_engine.cpp, engine/paged_kv_storage.h): fp32 K
-// and V for every layer — sliding-window layers too, the KV cache manager has no sliding groups
-// yet — in blocks of 16 tokens. `--kv-dtype` and the KV memory default to this: change it here
-// (and only here) when the engine changes (BF16 KV, freed window blocks).
-inline constexpr KvRuntime kNibbleKv{KvDtype::kF32, false, 16};
+// What nibble's engine allocates today (engine/llm_engine.cpp, engine/kv_cache_utils.cpp): fp32 K
+// and V in blocks of 16 tokens; sliding-window layers are their own KV cache group whose blocks
+// that fell out of the window are freed, so in decode a sequence holds ceil(W / 16) + 1 blocks of
+// them (KvLayout::bytes_for). `--kv-dtype` and the KV memory default to this: change it here (and
+// only here) when the engine changes (BF16 KV).
+inline constexpr KvRuntime kNibbleKv{KvDtype::kF32, true, 16};
 // Bytes per element of the fp32 copy nibble's loader makes of every 1-D tensor (WeightLoader::vector
 // and floats: norms, biases, sinks), held beside the mapped checkpoint bytes.
 inline constexpr int64_t kNibbleLoaderVectorBytes = 4;
