@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "base/float16.h"
@@ -127,6 +128,9 @@ class IsaVsRefTest : public ::testing::TestWithParam<std::string> {
   KernelTable ref_;
 };
 
+// M = 1..17, then whole, partial and several 32-token GEMM tiles.
+constexpr int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 100};
+
 TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -138,7 +142,7 @@ TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
       const TestWeight tw = make_weight(format, n, k, rng);
       const MatWeight& w = tw.view;
       ASSERT_NE(w.data, nullptr);
-      for (int64_t m = 1; m <= 17; ++m) {
+      for (int64_t m : kTokenCounts) {
         std::vector<float> x(static_cast<size_t>(m * k));
         for (auto& v : x) v = dist(rng);
         const int64_t ldy = n + 3;
@@ -164,6 +168,39 @@ TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
       ref_.decode_row[static_cast<int>(format)](w, n - 1, row_ref.data());
       fast_.decode_row[static_cast<int>(format)](w, n - 1, row.data());
       EXPECT_EQ(row, row_ref) << weight_format_info(format).name << " K=" << k;
+    }
+  }
+}
+
+// GEMM-sized shapes: K = 1024 (whole K blocks, even), row ranges of whole 12- and 6-row micro tiles
+// and several 96-row weight blocks (BF16 rows read in place), and ranges starting mid-tile.
+TEST_P(IsaVsRefTest, MatmulGemmShapes) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int f = 0; f < kNumWeightFormats; ++f) {
+    const auto format = static_cast<WeightFormat>(f);
+    const int64_t n = 260, k = 1024;
+    const TestWeight tw = make_weight(format, n, k, rng);
+    ASSERT_NE(tw.view.data, nullptr);
+    for (int64_t m : {4, 16, 40}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = dist(rng);
+      for (const auto& [n_begin, n_end] : {std::pair<int64_t, int64_t>{0, 240}, {7, 259}}) {
+        std::vector<float> y_ref(static_cast<size_t>(m * n), 7.0f), y(y_ref.size(), 7.0f);
+        ref_.matmul[f](x.data(), m, tw.view, n_begin, n_end, y_ref.data(), n);
+        fast_.matmul[f](x.data(), m, tw.view, n_begin, n_end, y.data(), n);
+        double err = 0.0, norm = 0.0;
+        for (int64_t i = 0; i < m * n; ++i) {
+          if (i % n < n_begin || i % n >= n_end) {
+            ASSERT_EQ(y[i], 7.0f) << "wrote outside [n_begin, n_end) at m=" << i / n << " n=" << i % n;
+            continue;
+          }
+          err += (double(y[i]) - y_ref[i]) * (double(y[i]) - y_ref[i]);
+          norm += double(y_ref[i]) * y_ref[i];
+        }
+        EXPECT_LE(err / norm, nmse_bound(GetParam(), format))
+            << weight_format_info(format).name << " M=" << m << " rows " << n_begin << ".." << n_end;
+      }
     }
   }
 }

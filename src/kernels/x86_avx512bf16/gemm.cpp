@@ -1,13 +1,446 @@
-// Prefill- and batch-shaped matmul (num_tokens >= kGemmMinTokens).
+// Prefill- and batch-shaped matmul (num_tokens >= kGemmMinTokens) on dot-product instructions.
+//
+// Tokens run along the vector lanes (16 per zmm, a tile of 32 tokens is two zmm) and weight rows
+// are broadcast, 32 bits at a time:
+//  - BF16 / FP8 weights (vdpbf16ps): one 32-bit word is a pair of BF16 values along K, so a row
+//    of BF16 weights is read in place, with no copy. FP8 E4M3 rows are decoded to BF16 (exact)
+//    into a panel; their F32 scales multiply the fp32 accumulators per row and per 128-column
+//    block. Micro tile: 12 rows x 32 tokens (24 accumulators).
+//  - 4-bit weights (vpdpbusd, u8 x s8 -> int32): a word is four weight codes decoded to
+//    2 * E2M1 + 12 (unsigned, 0..24) times four int8 activations of one token; the +12 is taken
+//    back by starting each block's int32 sum at -12 * sum(q over the block) of that token. Per
+//    weight block the int32 sum is converted and multiplied by (weight multiplier / 2) x (token's
+//    group scale) into the fp32 accumulator. Micro tile: 6 rows x 32 tokens.
+// Activations are rounded by activations.h (the same rule as gemv.cpp) and packed once per call
+// as [token tile][word along K][32 tokens]. Weights go by blocks of kNb rows x kKc columns: a
+// block is decoded once (FP8, 4-bit) and used by every token tile; partial results wait in a
+// [token tile][row][32] buffer and are written to y once K is done.
 #include <immintrin.h>
 
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "formats/block_format.h"
 #include "kernels/x86_avx512bf16/activations.h"
 #include "kernels/x86_avx512bf16/avx512bf16_kernels.h"
 
 namespace nibble::kernels::avx512bf16 {
+namespace {
 
-bool gemm(const float* /*x*/, int64_t /*num_tokens*/, const MatWeight& /*w*/, int64_t /*n_begin*/,
-          int64_t /*n_end*/, float* /*y*/, int64_t /*ldy*/) {
+constexpr int kLanes = 16;
+constexpr int kTileTokens = 32;  // tokens per token tile (two zmm)
+constexpr int64_t kKc = 512;     // columns per K block: a multiple of every scale block (16..128)
+constexpr int kRowsBf16 = 12;    // weight rows per BF16 micro tile
+constexpr int kRowsQ8 = 6;       // weight rows per int8 micro tile
+constexpr int64_t kNb = 96;      // weight rows per block: a multiple of both micro tile heights
+constexpr int64_t kMaxBlocksPerKc = kKc / 16;
+
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline __m512bh as_bh(__m512i v) {
+  return (__m512bh)v;
+}
+
+// Per-thread buffers, grown as needed and kept (each matmul call packs its own activations).
+struct Scratch {
+  std::vector<uint8_t> x;      // packed activations
+  std::vector<uint8_t> extra;  // 4-bit: activation scales and block corrections
+  std::vector<uint8_t> row;    // one rounded activation row
+  std::vector<uint8_t> panel;  // decoded weights of one block
+  std::vector<uint8_t> c;      // partial sums [token tile][kNb][32]
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+template <typename T>
+T* aligned(std::vector<uint8_t>& v, int64_t count) {
+  const auto bytes = static_cast<size_t>(count) * sizeof(T) + 64;
+  if (v.size() < bytes) v.resize(bytes);
+  const auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<T*>(v.data() + ((64 - addr % 64) % 64));
+}
+
+// ---- activations ----
+
+// xp[tile][p][32]: lane j holds token (tile * 32 + j)'s BF16 pair (x[2p], x[2p+1]); zero past M.
+void pack_bf16(const float* x, int64_t num_tokens, int64_t num_cols, uint32_t* xp, uint16_t* row) {
+  const int64_t num_pairs = (num_cols + 1) / 2;
+  const int64_t num_tiles = (num_tokens + kTileTokens - 1) / kTileTokens;
+  for (int64_t t = 0; t < num_tiles; ++t) {
+    uint32_t* dst = xp + t * num_pairs * kTileTokens;
+    for (int64_t j = 0; j < kTileTokens; ++j) {
+      const int64_t m = t * kTileTokens + j;
+      if (m >= num_tokens) {
+        for (int64_t p = 0; p < num_pairs; ++p) dst[p * kTileTokens + j] = 0;
+        continue;
+      }
+      round_act_bf16(x + m * num_cols, num_cols, row);
+      for (int64_t p = 0; p < num_pairs; ++p) dst[p * kTileTokens + j] = load_u32(row + 2 * p);
+    }
+  }
+}
+
+// The int8 activations of the 4-bit path, per token tile:
+//   xq[tile][quad][32]   four int8 values x[4i..4i+3] of token j in lane j
+//   xs[tile][group][32]  the token's scale of each group of 32 columns
+//   xc[tile][block][32]  -12 * sum of the token's q over each weight block (undoes the +12)
+struct PackedQ8 {
+  uint32_t* xq;
+  float* xs;
+  int32_t* xc;
+  int64_t num_quads, num_groups, num_blocks;  // per token tile
+};
+
+void pack_q8(const float* x, int64_t num_tokens, int64_t num_cols, int block_elems, const PackedQ8& pk,
+             int8_t* q, float* scales) {
+  const int64_t num_tiles = (num_tokens + kTileTokens - 1) / kTileTokens;
+  for (int64_t t = 0; t < num_tiles; ++t) {
+    uint32_t* xq = pk.xq + t * pk.num_quads * kTileTokens;
+    float* xs = pk.xs + t * pk.num_groups * kTileTokens;
+    int32_t* xc = pk.xc + t * pk.num_blocks * kTileTokens;
+    for (int64_t j = 0; j < kTileTokens; ++j) {
+      const int64_t m = t * kTileTokens + j;
+      if (m >= num_tokens) {
+        for (int64_t i = 0; i < pk.num_quads; ++i) xq[i * kTileTokens + j] = 0;
+        for (int64_t g = 0; g < pk.num_groups; ++g) xs[g * kTileTokens + j] = 0.0f;
+        for (int64_t b = 0; b < pk.num_blocks; ++b) xc[b * kTileTokens + j] = 0;
+        continue;
+      }
+      quantize_act_q8(x + m * num_cols, num_cols, q, scales);
+      for (int64_t i = 0; i < pk.num_quads; ++i) xq[i * kTileTokens + j] = load_u32(q + 4 * i);
+      for (int64_t g = 0; g < pk.num_groups; ++g) xs[g * kTileTokens + j] = scales[g];
+      for (int64_t b = 0; b < pk.num_blocks; ++b) {
+        int32_t sum = 0;
+        for (int i = 0; i < block_elems; ++i) sum += q[b * block_elems + i];
+        xc[b * kTileTokens + j] = -12 * sum;
+      }
+    }
+  }
+}
+
+// ---- micro tiles ----
+
+// c[r][j] (+)= s[r] * sum_p dot(w[r] pair p, x pair p of token j), r < 12, j < 16 * kVecs.
+// Row r's pairs start at w + r * ldw bytes; s = nullptr means 1.
+template <int kVecs>
+void tile_bf16(const uint32_t* xp, int64_t num_pairs, const uint8_t* w, int64_t ldw, float* c,
+               const float* row_scale, bool accumulate) {
+  __m512 acc[kRowsBf16][kVecs];
+  for (auto& row : acc) {
+    for (auto& a : row) a = _mm512_setzero_ps();
+  }
+  // Four base pointers, rows at +0, +ldw, +2 ldw from each: few registers for 12 rows.
+  const uint8_t* base[4] = {w, w + 3 * ldw, w + 6 * ldw, w + 9 * ldw};
+  for (int64_t p = 0; p < num_pairs; ++p) {
+    __m512bh xv[kVecs];
+    for (int v = 0; v < kVecs; ++v) xv[v] = as_bh(_mm512_load_si512(xp + p * kTileTokens + v * kLanes));
+#pragma GCC unroll 12
+    for (int r = 0; r < kRowsBf16; ++r) {
+      const __m512bh b = as_bh(_mm512_set1_epi32(static_cast<int>(load_u32(base[r / 3] + (r % 3) * ldw + 4 * p))));
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
+    }
+  }
+  for (int r = 0; r < kRowsBf16; ++r) {
+    const __m512 s = _mm512_set1_ps(row_scale != nullptr ? row_scale[r] : 1.0f);
+    for (int v = 0; v < kVecs; ++v) {
+      float* dst = c + r * kTileTokens + v * kLanes;
+      const __m512 prev = accumulate ? _mm512_load_ps(dst) : _mm512_setzero_ps();
+      _mm512_store_ps(dst, _mm512_fmadd_ps(acc[r][v], s, prev));
+    }
+  }
+}
+
+// c[r][j] (+)= sum over blocks b of ws[r][b] * xs[group(b)][j] * (int32 sum over the block of
+// w[r] u8 x q[j] s8, started at xc[b][j]), r < 6, j < 16 * kVecs. kQuads: 4-column words per
+// weight block. w rows have stride kKc bytes, ws rows kMaxBlocksPerKc floats.
+template <int kVecs, int kQuads>
+void tile_q8(const uint32_t* xq, const float* xs, const int32_t* xc, int64_t num_blocks, const uint8_t* w,
+             const float* ws, float* c, bool accumulate) {
+  constexpr int kBlocksPerGroup = 8 / kQuads;
+  __m512 acc[kRowsQ8][kVecs];
+  for (auto& row : acc) {
+    for (auto& a : row) a = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    const int64_t g = b / kBlocksPerGroup;
+    __m512 xsv[kVecs];
+    __m512i xcv[kVecs];
+    for (int v = 0; v < kVecs; ++v) {
+      xsv[v] = _mm512_load_ps(xs + g * kTileTokens + v * kLanes);
+      xcv[v] = _mm512_load_si512(xc + b * kTileTokens + v * kLanes);
+    }
+    const uint32_t* xb = xq + b * kQuads * kTileTokens;
+#pragma GCC unroll 6
+    for (int r = 0; r < kRowsQ8; ++r) {
+      const uint8_t* wr = w + r * kKc + b * kQuads * 4;
+      __m512i ai[kVecs];
+      for (int v = 0; v < kVecs; ++v) ai[v] = xcv[v];
+#pragma GCC unroll 8
+      for (int q = 0; q < kQuads; ++q) {
+        const __m512i wq = _mm512_set1_epi32(static_cast<int>(load_u32(wr + 4 * q)));
+        for (int v = 0; v < kVecs; ++v) {
+          ai[v] = _mm512_dpbusd_epi32(ai[v], wq, _mm512_load_si512(xb + q * kTileTokens + v * kLanes));
+        }
+      }
+      const __m512 sw = _mm512_set1_ps(ws[r * kMaxBlocksPerKc + b]);
+      for (int v = 0; v < kVecs; ++v) {
+        acc[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[v]), _mm512_mul_ps(sw, xsv[v]), acc[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < kRowsQ8; ++r) {
+    for (int v = 0; v < kVecs; ++v) {
+      float* dst = c + r * kTileTokens + v * kLanes;
+      _mm512_store_ps(dst, accumulate ? _mm512_add_ps(_mm512_load_ps(dst), acc[r][v]) : acc[r][v]);
+    }
+  }
+}
+
+// y[m, n0 + r] = c[tile][r][j] for the rows and tokens of one weight block.
+void store_block(const float* c, int64_t num_tokens, int64_t n0, int64_t num_rows, float* y, int64_t ldy) {
+  for (int64_t m = 0; m < num_tokens; ++m) {
+    const float* src = c + (m / kTileTokens) * kNb * kTileTokens + m % kTileTokens;
+    float* dst = y + m * ldy + n0;
+    for (int64_t r = 0; r < num_rows; ++r) dst[r] = src[r * kTileTokens];
+  }
+}
+
+// ---- BF16 and FP8 weights ----
+
+// E4M3 bytes -> BF16 (exact): a normal code's exponent and mantissa bits shifted into place and
+// rebiased (+120 on the exponent); the 8 subnormal magnitudes m * 2^-9 come from a table.
+void decode_e4m3_bf16(const uint8_t* src, int64_t count, uint16_t* dst) {
+  alignas(64) static const uint16_t kSubnormal[32] = {0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60};
+  const __m512i sub = _mm512_load_si512(kSubnormal);
+  const __m512i mag_mask = _mm512_set1_epi16(0x7F);
+  const __m512i bias = _mm512_set1_epi16(0x3C00);
+  const __m512i eight = _mm512_set1_epi16(8);
+  for (int64_t i = 0; i < count; i += 32) {
+    const int64_t n = imin(32, count - i);
+    const __mmask32 m = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, src + i));
+    const __m512i mag = _mm512_and_si512(v, mag_mask);
+    __m512i r = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
+    r = _mm512_mask_permutexvar_epi16(r, _mm512_cmplt_epu16_mask(mag, eight), mag, sub);
+    r = _mm512_or_si512(r, _mm512_slli_epi16(_mm512_andnot_si512(mag_mask, v), 8));
+    _mm512_mask_storeu_epi16(dst + i, m, r);
+  }
+}
+
+void gemm_bf16(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
+               int64_t ldy) {
+  const int64_t num_cols = w.num_cols;
+  const int64_t num_pairs = (num_cols + 1) / 2;
+  const int64_t num_tiles = (num_tokens + kTileTokens - 1) / kTileTokens;
+  const formats::BlockFormat* fp8 = block_format_of(w.format);  // nullptr for BF16
+  const int64_t scale_cols = fp8 == nullptr || fp8->block_cols == formats::kWholeDim ? num_cols : fp8->block_cols;
+  const int64_t sub_cols = imin(kKc, scale_cols);  // K per micro tile call: one scale per row
+
+  Scratch& s = scratch();
+  uint32_t* xp = aligned<uint32_t>(s.x, num_tiles * num_pairs * kTileTokens);
+  pack_bf16(x, num_tokens, num_cols, xp, aligned<uint16_t>(s.row, (num_cols + 31) / 32 * 32));
+  uint16_t* panel = aligned<uint16_t>(s.panel, kNb * kKc);
+  float* c = aligned<float>(s.c, num_tiles * kNb * kTileTokens);
+  float row_scale[kKc / 128 * kNb];  // FP8: [scale block][row] of one K block
+
+  for (int64_t nb0 = n_begin; nb0 < n_end; nb0 += kNb) {
+    const int64_t num_rows = imin(kNb, n_end - nb0);
+    const int64_t num_micro = (num_rows + kRowsBf16 - 1) / kRowsBf16;
+    for (int64_t kb0 = 0; kb0 < num_cols; kb0 += kKc) {
+      const int64_t kc = imin(kKc, num_cols - kb0);
+      const uint8_t* wsrc;
+      int64_t ldw;
+      if (fp8 == nullptr && kc % 2 == 0 && num_rows % kRowsBf16 == 0) {
+        wsrc = w.data + nb0 * w.row_bytes + kb0 * 2;  // BF16 rows in place
+        ldw = w.row_bytes;
+      } else {
+        // Decoded (FP8) or copied (BF16 tails) rows, zero padded to whole pairs and micro tiles.
+        const int64_t padded = (kc + 1) & ~int64_t{1};
+        for (int64_t r = 0; r < num_micro * kRowsBf16; ++r) {
+          uint16_t* dst = panel + r * kKc;
+          if (r >= num_rows) {
+            std::memset(dst, 0, static_cast<size_t>(padded) * 2);
+            continue;
+          }
+          const uint8_t* row = w.data + (nb0 + r) * w.row_bytes;
+          if (fp8 == nullptr) {
+            std::memcpy(dst, row + kb0 * 2, static_cast<size_t>(kc) * 2);
+          } else {
+            decode_e4m3_bf16(row + kb0, kc, dst);
+          }
+          if (padded != kc) dst[kc] = 0;
+        }
+        wsrc = reinterpret_cast<const uint8_t*>(panel);
+        ldw = kKc * 2;
+      }
+      if (fp8 != nullptr) {
+        // row_scale[sub block][row]: the F32 scale of each row for each scale block of this K block.
+        for (int64_t s0 = 0; s0 < kc; s0 += sub_cols) {
+          for (int64_t r = 0; r < num_micro * kRowsBf16; ++r) {
+            const int64_t n = imin(nb0 + r, n_end - 1);
+            const uint8_t* sp = w.block_scales + (n / w.scale_tile_rows) * w.scale_row_bytes +
+                                (kb0 + s0) / scale_cols * fp8->scale->bytes;
+            row_scale[s0 / sub_cols * kNb + r] =
+                fp8->multiplier(fp8->scale->value(fp8->scale->load(sp)), w.tensor_scale);
+          }
+        }
+      }
+      for (int64_t t = 0; t < num_tiles; ++t) {
+        const bool two = num_tokens - t * kTileTokens > kLanes;
+        for (int64_t i = 0; i < num_micro; ++i) {
+          for (int64_t s0 = 0; s0 < kc; s0 += sub_cols) {
+            const float* scales =
+                fp8 == nullptr ? nullptr : row_scale + (s0 / sub_cols * kNb + i * kRowsBf16);
+            const uint32_t* xt = xp + (t * num_pairs + (kb0 + s0) / 2) * kTileTokens;
+            const int64_t np = (imin(sub_cols, kc - s0) + 1) / 2;
+            const uint8_t* wt = wsrc + i * kRowsBf16 * ldw + s0 * 2;
+            float* ct = c + (t * kNb + i * kRowsBf16) * kTileTokens;
+            const bool accumulate = kb0 + s0 > 0;
+            if (two) {
+              tile_bf16<2>(xt, np, wt, ldw, ct, scales, accumulate);
+            } else {
+              tile_bf16<1>(xt, np, wt, ldw, ct, scales, accumulate);
+            }
+          }
+        }
+      }
+    }
+    store_block(c, num_tokens, nb0, num_rows, y, ldy);
+  }
+}
+
+// ---- 4-bit weights ----
+
+// Stored 4-bit codes (element 2j in the low nibble of byte j) -> lut[code] bytes, 2 per input byte.
+void decode_q4_u8(const uint8_t* src, int64_t num_bytes, __m512i lut, uint8_t* dst) {
+  const __m512i low = _mm512_set1_epi16(0x000F);
+  const __m512i high = _mm512_set1_epi16(0x0F00);
+  for (int64_t i = 0; i < num_bytes; i += 32) {
+    const int64_t n = imin(32, num_bytes - i);
+    const __mmask32 m = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, src + i));
+    const __m512i codes =
+        _mm512_or_si512(_mm512_and_si512(v, low), _mm512_and_si512(_mm512_slli_epi16(v, 4), high));
+    const __mmask64 m2 = n == 32 ? ~__mmask64{0} : (__mmask64{1} << (2 * n)) - 1u;
+    _mm512_mask_storeu_epi8(dst + 2 * i, m2, _mm512_shuffle_epi8(lut, codes));
+  }
+}
+
+template <int kQuads>
+void gemm_q8(const formats::BlockFormat& format, const float* x, int64_t num_tokens, const MatWeight& w,
+             int64_t n_begin, int64_t n_end, float* y, int64_t ldy) {
+  constexpr int kBlock = kQuads * 4;
+  const int64_t num_cols = w.num_cols;
+  const int64_t num_tiles = (num_tokens + kTileTokens - 1) / kTileTokens;
+  const int64_t num_groups = act_groups(num_cols);
+
+  // 2 * E2M1 + 12 per code, repeated in each 128-bit lane for vpshufb.
+  alignas(64) uint8_t lut_bytes[64];
+  for (int i = 0; i < 64; ++i) {
+    const float value = format.element->decode(static_cast<uint8_t>(i % 16));
+    lut_bytes[i] = static_cast<uint8_t>(static_cast<int>(2.0f * value) + 12);
+  }
+  const __m512i lut = _mm512_load_si512(lut_bytes);
+  float scale_lut[256];
+  for (int code = 0; code < 256; ++code) {
+    scale_lut[code] = 0.5f * format.multiplier(format.scale->value(static_cast<uint32_t>(code)), w.tensor_scale);
+  }
+
+  Scratch& s = scratch();
+  PackedQ8 pk;
+  pk.num_quads = num_groups * kActGroup / 4;
+  pk.num_groups = num_groups;
+  pk.num_blocks = num_groups * kActGroup / kBlock;
+  pk.xq = aligned<uint32_t>(s.x, num_tiles * pk.num_quads * kTileTokens);
+  const int64_t xs_floats = num_tiles * pk.num_groups * kTileTokens;
+  float* extra = aligned<float>(s.extra, xs_floats + num_tiles * pk.num_blocks * kTileTokens);
+  pk.xs = extra;
+  pk.xc = reinterpret_cast<int32_t*>(extra + xs_floats);  // xs_floats is a multiple of 32: aligned
+  int8_t* q = aligned<int8_t>(s.row, num_groups * (kActGroup + 4));
+  pack_q8(x, num_tokens, num_cols, kBlock, pk, q, reinterpret_cast<float*>(q + num_groups * kActGroup));
+
+  uint8_t* panel = aligned<uint8_t>(s.panel, kNb * kKc + kNb * kMaxBlocksPerKc * 4);
+  float* ws = reinterpret_cast<float*>(panel + kNb * kKc);
+  float* c = aligned<float>(s.c, num_tiles * kNb * kTileTokens);
+
+  for (int64_t nb0 = n_begin; nb0 < n_end; nb0 += kNb) {
+    const int64_t num_rows = imin(kNb, n_end - nb0);
+    const int64_t num_micro = (num_rows + kRowsQ8 - 1) / kRowsQ8;
+    for (int64_t kb0 = 0; kb0 < num_cols; kb0 += kKc) {
+      const int64_t num_blocks = (imin(kKc, num_cols - kb0) + kBlock - 1) / kBlock;
+      for (int64_t r = 0; r < num_micro * kRowsQ8; ++r) {
+        uint8_t* dst = panel + r * kKc;
+        float* wsr = ws + r * kMaxBlocksPerKc;
+        if (r >= num_rows) {
+          std::memset(dst, 0, static_cast<size_t>(num_blocks * kBlock));
+          for (int64_t b = 0; b < num_blocks; ++b) wsr[b] = 0.0f;
+          continue;
+        }
+        const int64_t n = nb0 + r;
+        decode_q4_u8(w.data + n * w.row_bytes + kb0 / 2, num_blocks * kBlock / 2, lut, dst);
+        const uint8_t* sp = w.block_scales + (n / w.scale_tile_rows) * w.scale_row_bytes + kb0 / kBlock;
+        for (int64_t b = 0; b < num_blocks; ++b) wsr[b] = scale_lut[sp[b]];
+      }
+      for (int64_t t = 0; t < num_tiles; ++t) {
+        const bool two = num_tokens - t * kTileTokens > kLanes;
+        const uint32_t* xq = pk.xq + (t * pk.num_quads + kb0 / 4) * kTileTokens;
+        const float* xs = pk.xs + (t * pk.num_groups + kb0 / kActGroup) * kTileTokens;
+        const int32_t* xc = pk.xc + (t * pk.num_blocks + kb0 / kBlock) * kTileTokens;
+        for (int64_t i = 0; i < num_micro; ++i) {
+          const uint8_t* wt = panel + i * kRowsQ8 * kKc;
+          const float* wst = ws + i * kRowsQ8 * kMaxBlocksPerKc;
+          float* ct = c + (t * kNb + i * kRowsQ8) * kTileTokens;
+          if (two) {
+            tile_q8<2, kQuads>(xq, xs, xc, num_blocks, wt, wst, ct, kb0 > 0);
+          } else {
+            tile_q8<1, kQuads>(xq, xs, xc, num_blocks, wt, wst, ct, kb0 > 0);
+          }
+        }
+      }
+    }
+    store_block(c, num_tokens, nb0, num_rows, y, ldy);
+  }
+}
+
+}  // namespace
+
+bool gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
+          int64_t ldy) {
+  if (n_begin >= n_end || num_tokens <= 0) return true;
+  if (w.format == WeightFormat::kBF16) {
+    gemm_bf16(x, num_tokens, w, n_begin, n_end, y, ldy);
+    return true;
+  }
+  const formats::BlockFormat* format = block_format_of(w.format);
+  if (format == nullptr) return false;
+  if (format->element->bits == 8 && format->element->name == "e4m3" && format->scale->bytes == 4 &&
+      (format->block_cols == formats::kWholeDim || (format->block_cols >= 128 && kKc % format->block_cols == 0))) {
+    gemm_bf16(x, num_tokens, w, n_begin, n_end, y, ldy);
+    return true;
+  }
+  if (format->element->bits == 4 && format->scale->bytes == 1 && format->block_rows == 1 &&
+      format->pad_data_to_block && w.row_bytes * 2 >= (w.num_cols + format->block_cols - 1) / format->block_cols * format->block_cols) {
+    if (format->block_cols == 16) {
+      gemm_q8<4>(*format, x, num_tokens, w, n_begin, n_end, y, ldy);
+      return true;
+    }
+    if (format->block_cols == 32) {
+      gemm_q8<8>(*format, x, num_tokens, w, n_begin, n_end, y, ldy);
+      return true;
+    }
+  }
   return false;
 }
 
