@@ -21,6 +21,7 @@
 #include "base/float16.h"
 #include "base/thread_pool.h"
 #include "formats/block_format.h"
+#include "formats/element.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
@@ -202,6 +203,34 @@ TEST_P(IsaVsRefTest, MatmulGemmShapes) {
             << weight_format_info(format).name << " M=" << m << " rows " << n_begin << ".." << n_end;
       }
     }
+  }
+}
+
+// Every finite E4M3 code through the matmul: W[n, 0] = code n (others 0), scale 1, x = e_0 for
+// 5 tokens, so y[m, n] is the decoded code times 1, exact on every path (BF16 holds E4M3 exactly).
+TEST_P(IsaVsRefTest, Fp8EveryCodeExact) {
+  const int64_t n = 256, k = 40, m = 5;
+  std::vector<uint8_t> data(static_cast<size_t>(n * k), 0);
+  for (int64_t code = 0; code < n; ++code) data[static_cast<size_t>(code * k)] = static_cast<uint8_t>(code);
+  const float one = 1.0f;
+  uint8_t scale[4];
+  std::memcpy(scale, &one, 4);
+  MatWeight w;
+  w.format = WeightFormat::kFP8Tensor;
+  w.num_rows = n;
+  w.num_cols = k;
+  w.row_bytes = k;
+  w.data = data.data();
+  w.block_scales = scale;
+  w.scale_row_bytes = 4;
+  w.scale_tile_rows = n;
+  std::vector<float> x(static_cast<size_t>(m * k), 0.0f), y(static_cast<size_t>(m * n));
+  for (int64_t t = 0; t < m; ++t) x[static_cast<size_t>(t * k)] = 1.0f;
+  fast_.matmul[static_cast<int>(w.format)](x.data(), m, w, 0, n, y.data(), n);
+  for (int64_t code = 0; code < n; ++code) {
+    if ((code & 0x7F) == 0x7F) continue;  // NaN
+    const float want = formats::e4m3_decode(static_cast<uint8_t>(code));
+    for (int64_t t = 0; t < m; ++t) EXPECT_EQ(y[static_cast<size_t>(t * n + code)], want) << "code " << code;
   }
 }
 

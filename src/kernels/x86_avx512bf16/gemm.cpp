@@ -285,23 +285,45 @@ void store_block(const float* c, int64_t num_tokens, int64_t n0, int64_t num_row
 
 // ---- BF16 and FP8 weights ----
 
-// E4M3 bytes -> BF16 (exact): a normal code's exponent and mantissa bits shifted into place and
-// rebiased (+120 on the exponent); the 8 subnormal magnitudes m * 2^-9 come from a table.
+// E4M3 bytes -> BF16 (exact). BF16 of a normal code is its exponent and mantissa bits shifted
+// into place and rebiased (+120 on the exponent); the 7 subnormal magnitudes m * 2^-9 are normal
+// BF16 numbers. The high and low bytes of each magnitude's BF16 come from two 128-entry byte
+// tables (vpermi2b), the sign bit is copied, and the bytes are interleaved into words.
+struct E4m3Tables {
+  alignas(64) uint8_t hi[128];
+  alignas(64) uint8_t lo[128];
+  E4m3Tables() {
+    static constexpr uint16_t kSubnormal[8] = {0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60};
+    for (int mag = 0; mag < 128; ++mag) {
+      const auto bf16 = static_cast<uint16_t>(mag < 8 ? kSubnormal[mag] : (mag << 4) + 0x3C00);
+      hi[mag] = static_cast<uint8_t>(bf16 >> 8);
+      lo[mag] = static_cast<uint8_t>(bf16 & 0xFF);
+    }
+  }
+};
+
 void decode_e4m3_bf16(const uint8_t* src, int64_t count, uint16_t* dst) {
-  alignas(64) static const uint16_t kSubnormal[32] = {0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60};
-  const __m512i sub = _mm512_load_si512(kSubnormal);
-  const __m512i mag_mask = _mm512_set1_epi16(0x7F);
-  const __m512i bias = _mm512_set1_epi16(0x3C00);
-  const __m512i eight = _mm512_set1_epi16(8);
-  for (int64_t i = 0; i < count; i += 32) {
-    const int64_t n = imin(32, count - i);
-    const __mmask32 m = n == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, src + i));
-    const __m512i mag = _mm512_and_si512(v, mag_mask);
-    __m512i r = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
-    r = _mm512_mask_permutexvar_epi16(r, _mm512_cmplt_epu16_mask(mag, eight), mag, sub);
-    r = _mm512_or_si512(r, _mm512_slli_epi16(_mm512_andnot_si512(mag_mask, v), 8));
-    _mm512_mask_storeu_epi16(dst + i, m, r);
+  static const E4m3Tables tables;
+  const __m512i hi_a = _mm512_load_si512(tables.hi), hi_b = _mm512_load_si512(tables.hi + 64);
+  const __m512i lo_a = _mm512_load_si512(tables.lo), lo_b = _mm512_load_si512(tables.lo + 64);
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  // Qwords 0,4,1,5,2,6,3,7: the per-lane byte unpacks below then give elements in order.
+  const __m512i order = _mm512_set_epi64(7, 3, 6, 2, 5, 1, 4, 0);
+  for (int64_t i = 0; i < count; i += 64) {
+    const int64_t n = imin(64, count - i);
+    const __mmask64 m = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1u;
+    const __m512i v = _mm512_permutexvar_epi64(order, _mm512_maskz_loadu_epi8(m, src + i));
+    __m512i hi = _mm512_permutex2var_epi8(hi_a, v, hi_b);  // index bit 7 (the sign) is ignored
+    const __m512i lo = _mm512_permutex2var_epi8(lo_a, v, lo_b);
+    hi = _mm512_ternarylogic_epi32(hi, v, sign, 0xF8);  // hi | (v & 0x80)
+    const int64_t n0 = imin(32, n), n1 = n - n0;
+    _mm512_mask_storeu_epi16(dst + i, n0 == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n0) - 1u),
+                             _mm512_unpacklo_epi8(lo, hi));
+    if (n1 > 0) {
+      _mm512_mask_storeu_epi16(dst + i + 32,
+                               n1 == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n1) - 1u),
+                               _mm512_unpackhi_epi8(lo, hi));
+    }
   }
 }
 
@@ -326,15 +348,10 @@ void gemm_bf16(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n
     const int64_t num_micro = (num_rows + kRowsBf16 - 1) / kRowsBf16;
     for (int64_t kb0 = 0; kb0 < num_cols; kb0 += kKc) {
       const int64_t kc = imin(kKc, num_cols - kb0);
-      const uint8_t* wsrc;
-      int64_t ldw;
-      if (fp8 == nullptr && kc % 2 == 0 && num_rows % kRowsBf16 == 0) {
-        wsrc = w.data + nb0 * w.row_bytes + kb0 * 2;  // BF16 rows in place
-        ldw = w.row_bytes;
-      } else {
-        // Decoded (FP8) or copied (BF16 tails) rows, zero padded to whole pairs and micro tiles.
-        const int64_t padded = (kc + 1) & ~int64_t{1};
-        for (int64_t r = 0; r < num_micro * kRowsBf16; ++r) {
+      // Decoded (FP8) or copied (BF16 tails) rows, zero padded to whole pairs and micro tiles.
+      const int64_t padded = (kc + 1) & ~int64_t{1};
+      auto decode_rows = [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r = r_begin; r < r_end; ++r) {
           uint16_t* dst = panel + r * kKc;
           if (r >= num_rows) {
             std::memset(dst, 0, static_cast<size_t>(padded) * 2);
@@ -348,24 +365,41 @@ void gemm_bf16(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n
           }
           if (padded != kc) dst[kc] = 0;
         }
-        wsrc = reinterpret_cast<const uint8_t*>(panel);
-        ldw = kKc * 2;
+      };
+      const bool in_place = fp8 == nullptr && kc % 2 == 0 && num_rows % kRowsBf16 == 0;
+      // One token tile: decode each micro tile's rows just before it runs (they stay in L1).
+      // More: decode the whole block once, for every token tile.
+      const bool per_micro = !in_place && num_tiles == 1;
+      const uint8_t* wsrc = reinterpret_cast<const uint8_t*>(panel);
+      int64_t ldw = kKc * 2;
+      if (in_place) {
+        wsrc = w.data + nb0 * w.row_bytes + kb0 * 2;  // BF16 rows in place
+        ldw = w.row_bytes;
+      } else if (!per_micro) {
+        decode_rows(0, num_micro * kRowsBf16);
       }
       if (fp8 != nullptr) {
         // row_scale[sub block][row]: the F32 scale of each row for each scale block of this K block.
+        // Rows of one scale tile (128 rows, or all) share a scale: decode it once per change.
+        const uint8_t* last_sp = nullptr;
+        float last_scale = 0.0f;
         for (int64_t s0 = 0; s0 < kc; s0 += sub_cols) {
           for (int64_t r = 0; r < num_micro * kRowsBf16; ++r) {
             const int64_t n = imin(nb0 + r, n_end - 1);
             const uint8_t* sp = w.block_scales + (n / w.scale_tile_rows) * w.scale_row_bytes +
                                 (kb0 + s0) / scale_cols * fp8->scale->bytes;
-            row_scale[s0 / sub_cols * kNb + r] =
-                fp8->multiplier(fp8->scale->value(fp8->scale->load(sp)), w.tensor_scale);
+            if (sp != last_sp) {
+              last_sp = sp;
+              last_scale = fp8->multiplier(fp8->scale->value(fp8->scale->load(sp)), w.tensor_scale);
+            }
+            row_scale[s0 / sub_cols * kNb + r] = last_scale;
           }
         }
       }
       for (int64_t t = 0; t < num_tiles; ++t) {
         const int64_t tile_tokens = num_tokens - t * kTileTokens;
         for (int64_t i = 0; i < num_micro; ++i) {
+          if (per_micro) decode_rows(i * kRowsBf16, (i + 1) * kRowsBf16);
           for (int64_t s0 = 0; s0 < kc; s0 += sub_cols) {
             const float* scales =
                 fp8 == nullptr ? nullptr : row_scale + (s0 / sub_cols * kNb + i * kRowsBf16);
