@@ -132,8 +132,8 @@ void register_all() {
         ->UseRealTime();
     // Prefill (512 tokens) and batched decode (16 tokens) GEMMs: up/gate (3072x1024), down
     // (1024x3072), for the formats models ship in.
-    for (WeightFormat format : {WeightFormat::kBF16, WeightFormat::kFP8Block, WeightFormat::kNVFP4,
-                                WeightFormat::kMXFP4}) {
+    for (WeightFormat format :
+         {WeightFormat::kBF16, WeightFormat::kFP8Block, WeightFormat::kNVFP4, WeightFormat::kMXFP4}) {
       if (isa == "ref" || isa == "avx2") break;
       const std::string fmt(weight_format_info(format).name);
       struct Shape {
@@ -145,8 +145,8 @@ void register_all() {
                               {"gemm512_up", 512, 3072, 1024},
                               {"gemm512_down", 512, 1024, 3072}};
       for (const Shape& sh : shapes) {
-        benchmark::RegisterBenchmark((std::string("gemm/") + isa + "/" + fmt + "/" + sh.name).c_str(), bm_matmul,
-                                     isa, format, sh.m, sh.n, sh.k)
+        benchmark::RegisterBenchmark((std::string("gemm/") + isa + "/" + fmt + "/" + sh.name).c_str(),
+                                     bm_matmul, isa, format, sh.m, sh.n, sh.k)
             ->Arg(1)
             ->Arg(2)
             ->UseRealTime()

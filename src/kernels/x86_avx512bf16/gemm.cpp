@@ -35,6 +35,9 @@ constexpr int kRowsBf16 = 12;    // weight rows per BF16 micro tile
 constexpr int kRowsQ8 = 6;       // weight rows per int8 micro tile
 constexpr int64_t kNb = 96;      // weight rows per block: a multiple of both micro tile heights
 constexpr int64_t kMaxBlocksPerKc = kKc / 16;
+// How far ahead rows read in place are prefetched (4 lines: measured best of 0..2048 for 16
+// tokens x 151936 x 1024 BF16 streamed from memory on Zen 4).
+constexpr int64_t kPrefetchBytes = 256;
 
 inline int64_t imin(int64_t a, int64_t b) {
   return a < b ? a : b;
@@ -123,8 +126,9 @@ void pack_q8(const float* x, int64_t num_tokens, int64_t num_cols, int block_ele
       for (int64_t g = 0; g < pk.num_groups; ++g) xs[g * kTileTokens + j] = scales[g];
       // Block sums through vpsadbw on q ^ 0x80 (q + 128 as u8): sums of 8 bytes, less 128 * 8.
       for (int64_t g = 0; g < pk.num_groups; ++g) {
-        const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kActGroup)),
-                                           _mm256_set1_epi8(static_cast<char>(0x80)));
+        const __m256i u =
+            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kActGroup)),
+                             _mm256_set1_epi8(static_cast<char>(0x80)));
         alignas(32) int64_t eighths[4];
         _mm256_store_si256(reinterpret_cast<__m256i*>(eighths), _mm256_sad_epu8(u, _mm256_setzero_si256()));
         if (block_elems == 16) {
@@ -154,17 +158,19 @@ void tile_bf16(const uint32_t* xp, int64_t num_pairs, const uint8_t* w, int64_t 
   const uint8_t* base[4] = {w, w + 3 * ldw, w + 6 * ldw, w + 9 * ldw};
   for (int64_t p = 0; p < num_pairs; ++p) {
     if (p % 16 == 0) {
-      // One cache line of each row per 16 pairs: ask for the line 8 ahead (rows read in place
-      // stream from memory when few tokens share them).
+      // One cache line of each row per 16 pairs: ask for one kPrefetchBytes ahead (rows read in
+      // place stream from memory when few tokens share them).
       for (int r = 0; r < kRowsBf16; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(base[r / 3] + (r % 3) * ldw + 4 * p + 512), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(base[r / 3] + (r % 3) * ldw + 4 * p + kPrefetchBytes),
+                     _MM_HINT_T0);
       }
     }
     __m512bh xv[kVecs];
     for (int v = 0; v < kVecs; ++v) xv[v] = as_bh(_mm512_load_si512(xp + p * kTileTokens + v * kLanes));
 #pragma GCC unroll 12
     for (int r = 0; r < kRowsBf16; ++r) {
-      const __m512bh b = as_bh(_mm512_set1_epi32(static_cast<int>(load_u32(base[r / 3] + (r % 3) * ldw + 4 * p))));
+      const __m512bh b =
+          as_bh(_mm512_set1_epi32(static_cast<int>(load_u32(base[r / 3] + (r % 3) * ldw + 4 * p))));
       for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv[v], b);
     }
   }
@@ -188,7 +194,8 @@ void tile_bf16_8(const uint32_t* xp, int64_t num_pairs, const uint8_t* w, int64_
   for (int64_t p = 0; p < num_pairs; ++p) {
     if (p % 16 == 0) {
       for (int r = 0; r < kRowsBf16; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(base[r / 3] + (r % 3) * ldw + 4 * p + 512), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(base[r / 3] + (r % 3) * ldw + 4 * p + kPrefetchBytes),
+                     _MM_HINT_T0);
       }
     }
     const __m256bh xv = (__m256bh)_mm256_load_si256(reinterpret_cast<const __m256i*>(xp + p * kTileTokens));
@@ -336,13 +343,14 @@ void decode_e4m3_bf16(const uint8_t* src, int64_t count, uint16_t* dst) {
   }
 }
 
-void gemm_bf16(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end, float* y,
-               int64_t ldy) {
+void gemm_bf16(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin, int64_t n_end,
+               float* y, int64_t ldy) {
   const int64_t num_cols = w.num_cols;
   const int64_t num_pairs = (num_cols + 1) / 2;
   const int64_t num_tiles = (num_tokens + kTileTokens - 1) / kTileTokens;
   const formats::BlockFormat* fp8 = block_format_of(w.format);  // nullptr for BF16
-  const int64_t scale_cols = fp8 == nullptr || fp8->block_cols == formats::kWholeDim ? num_cols : fp8->block_cols;
+  const int64_t scale_cols =
+      fp8 == nullptr || fp8->block_cols == formats::kWholeDim ? num_cols : fp8->block_cols;
   const int64_t sub_cols = imin(kKc, scale_cols);  // K per micro tile call: one scale per row
 
   Scratch& s = scratch();
@@ -466,7 +474,8 @@ void gemm_q8(const formats::BlockFormat& format, const float* x, int64_t num_tok
   const __m512i lut = _mm512_load_si512(lut_bytes);
   float scale_lut[256];
   for (int code = 0; code < 256; ++code) {
-    scale_lut[code] = 0.5f * format.multiplier(format.scale->value(static_cast<uint32_t>(code)), w.tensor_scale);
+    scale_lut[code] =
+        0.5f * format.multiplier(format.scale->value(static_cast<uint32_t>(code)), w.tensor_scale);
   }
 
   Scratch& s = scratch();
@@ -539,12 +548,14 @@ bool gemm(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begi
   const formats::BlockFormat* format = block_format_of(w.format);
   if (format == nullptr) return false;
   if (format->element->bits == 8 && format->element->name == "e4m3" && format->scale->bytes == 4 &&
-      (format->block_cols == formats::kWholeDim || (format->block_cols >= 128 && kKc % format->block_cols == 0))) {
+      (format->block_cols == formats::kWholeDim ||
+       (format->block_cols >= 128 && kKc % format->block_cols == 0))) {
     gemm_bf16(x, num_tokens, w, n_begin, n_end, y, ldy);
     return true;
   }
   if (format->element->bits == 4 && format->scale->bytes == 1 && format->block_rows == 1 &&
-      format->pad_data_to_block && w.row_bytes * 2 >= (w.num_cols + format->block_cols - 1) / format->block_cols * format->block_cols) {
+      format->pad_data_to_block &&
+      w.row_bytes * 2 >= (w.num_cols + format->block_cols - 1) / format->block_cols * format->block_cols) {
     if (format->block_cols == 16) {
       gemm_q8<4>(*format, x, num_tokens, w, n_begin, n_end, y, ldy);
       return true;
