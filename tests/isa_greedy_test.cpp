@@ -2,7 +2,9 @@
 // runs, for both architectures, with a prompt long enough for the GEMM path (prefill) and 64
 // decode steps (GEMV and attention over a growing cache), for the plain formats and every
 // block-quantized format. The weights use --init-std 0.1 so the greedy path varies token to token
-// instead of repeating one id.
+// instead of repeating one id. ISAs that round activations (BF16 / int8, IsaInfo::rounds_activations)
+// are left out: on a random-init model near-tied logits flip within a few tokens under that
+// rounding; kernels_test bounds their matmul error against the reference instead.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -38,7 +40,7 @@ TEST(IsaGreedyTest, EveryIsaGeneratesTheReferenceTokens) {
     const std::string ref = greedy_ids("ref", model_dir);
     ASSERT_GT(ref.size(), 64u);
     for (const auto& info : kernels::known_isas()) {
-      if (!info.supported() || info.name == "ref") continue;
+      if (!info.supported() || info.name == "ref" || info.rounds_activations) continue;
       EXPECT_EQ(greedy_ids(std::string(info.name), model_dir), ref) << arch << " under " << info.name;
     }
   }
@@ -58,7 +60,7 @@ TEST(IsaGreedyTest, QuantizedFormatsGenerateTheReferenceTokens) {
     const std::string ref = greedy_ids("ref", model_dir);
     ASSERT_GT(ref.size(), 64u);
     for (const auto& info : kernels::known_isas()) {
-      if (!info.supported() || info.name == "ref") continue;
+      if (!info.supported() || info.name == "ref" || info.rounds_activations) continue;
       EXPECT_EQ(greedy_ids(std::string(info.name), model_dir), ref) << format << " under " << info.name;
     }
   }

@@ -15,11 +15,13 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "base/float16.h"
 #include "base/thread_pool.h"
 #include "formats/block_format.h"
+#include "formats/element.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
@@ -127,6 +129,9 @@ class IsaVsRefTest : public ::testing::TestWithParam<std::string> {
   KernelTable ref_;
 };
 
+// M = 1..17, then whole, partial and several 32-token GEMM tiles.
+constexpr int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 100};
+
 TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -138,7 +143,7 @@ TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
       const TestWeight tw = make_weight(format, n, k, rng);
       const MatWeight& w = tw.view;
       ASSERT_NE(w.data, nullptr);
-      for (int64_t m = 1; m <= 17; ++m) {
+      for (int64_t m : kTokenCounts) {
         std::vector<float> x(static_cast<size_t>(m * k));
         for (auto& v : x) v = dist(rng);
         const int64_t ldy = n + 3;
@@ -165,6 +170,67 @@ TEST_P(IsaVsRefTest, MatmulEveryFormatOddShapes) {
       fast_.decode_row[static_cast<int>(format)](w, n - 1, row.data());
       EXPECT_EQ(row, row_ref) << weight_format_info(format).name << " K=" << k;
     }
+  }
+}
+
+// GEMM-sized shapes: K = 1024 (whole K blocks, even), row ranges of whole 12- and 6-row micro tiles
+// and several 96-row weight blocks (BF16 rows read in place), and ranges starting mid-tile.
+TEST_P(IsaVsRefTest, MatmulGemmShapes) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int f = 0; f < kNumWeightFormats; ++f) {
+    const auto format = static_cast<WeightFormat>(f);
+    const int64_t n = 260, k = 1024;
+    const TestWeight tw = make_weight(format, n, k, rng);
+    ASSERT_NE(tw.view.data, nullptr);
+    for (int64_t m : {4, 16, 40}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = dist(rng);
+      for (const auto& [n_begin, n_end] : {std::pair<int64_t, int64_t>{0, 240}, {7, 259}}) {
+        std::vector<float> y_ref(static_cast<size_t>(m * n), 7.0f), y(y_ref.size(), 7.0f);
+        ref_.matmul[f](x.data(), m, tw.view, n_begin, n_end, y_ref.data(), n);
+        fast_.matmul[f](x.data(), m, tw.view, n_begin, n_end, y.data(), n);
+        double err = 0.0, norm = 0.0;
+        for (int64_t i = 0; i < m * n; ++i) {
+          if (i % n < n_begin || i % n >= n_end) {
+            ASSERT_EQ(y[i], 7.0f) << "wrote outside [n_begin, n_end) at m=" << i / n << " n=" << i % n;
+            continue;
+          }
+          err += (double(y[i]) - y_ref[i]) * (double(y[i]) - y_ref[i]);
+          norm += double(y_ref[i]) * y_ref[i];
+        }
+        EXPECT_LE(err / norm, nmse_bound(GetParam(), format))
+            << weight_format_info(format).name << " M=" << m << " rows " << n_begin << ".." << n_end;
+      }
+    }
+  }
+}
+
+// Every finite E4M3 code through the matmul: W[n, 0] = code n (others 0), scale 1, x = e_0 for
+// 5 tokens, so y[m, n] is the decoded code times 1, exact on every path (BF16 holds E4M3 exactly).
+TEST_P(IsaVsRefTest, Fp8EveryCodeExact) {
+  const int64_t n = 256, k = 40, m = 5;
+  std::vector<uint8_t> data(static_cast<size_t>(n * k), 0);
+  for (int64_t code = 0; code < n; ++code) data[static_cast<size_t>(code * k)] = static_cast<uint8_t>(code);
+  const float one = 1.0f;
+  uint8_t scale[4];
+  std::memcpy(scale, &one, 4);
+  MatWeight w;
+  w.format = WeightFormat::kFP8Tensor;
+  w.num_rows = n;
+  w.num_cols = k;
+  w.row_bytes = k;
+  w.data = data.data();
+  w.block_scales = scale;
+  w.scale_row_bytes = 4;
+  w.scale_tile_rows = n;
+  std::vector<float> x(static_cast<size_t>(m * k), 0.0f), y(static_cast<size_t>(m * n));
+  for (int64_t t = 0; t < m; ++t) x[static_cast<size_t>(t * k)] = 1.0f;
+  fast_.matmul[static_cast<int>(w.format)](x.data(), m, w, 0, n, y.data(), n);
+  for (int64_t code = 0; code < n; ++code) {
+    if ((code & 0x7F) == 0x7F) continue;  // NaN
+    const float want = formats::e4m3_decode(static_cast<uint8_t>(code));
+    for (int64_t t = 0; t < m; ++t) EXPECT_EQ(y[static_cast<size_t>(t * n + code)], want) << "code " << code;
   }
 }
 

@@ -2,7 +2,8 @@
 //   build/dev/src/kernels/kernels_bench [--benchmark_filter=...]
 // Matmul on Qwen3-0.6B shapes for every ISA this CPU runs and every plain format, M = 1 (decode
 // GEMV, reported in bytes of weights per second) and M = 512 (prefill GEMM, FLOP/s), on 1 and 2
-// threads of the persistent pool.
+// threads of the persistent pool; gemm/...: M = 16 (batched decode) and 512 for BF16, FP8 128x128,
+// NVFP4 and MXFP4 on the AVX-512 ISAs.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "base/float16.h"
 #include "base/thread_pool.h"
+#include "formats/block_format.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
@@ -20,11 +22,32 @@ namespace {
 
 struct Weights {
   std::vector<uint8_t> bytes;
+  std::vector<uint8_t> scales;
   MatWeight view;
 };
 
 Weights make_weights(WeightFormat format, int64_t n, int64_t k) {
   Weights w;
+  if (const formats::BlockFormat* block = block_format_of(format); block != nullptr) {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> dist(0.0f, 0.05f);
+    std::vector<float> vals(static_cast<size_t>(n * k));
+    for (auto& v : vals) v = dist(rng);
+    auto q = formats::quantize_tensor(*block, vals, n, k);
+    if (!q.ok()) return w;
+    w.bytes = std::move(q->data);
+    w.scales = std::move(q->scales);
+    w.view.format = format;
+    w.view.num_rows = n;
+    w.view.num_cols = k;
+    w.view.row_bytes = q->layout.row_bytes;
+    w.view.data = w.bytes.data();
+    w.view.block_scales = w.scales.data();
+    w.view.scale_row_bytes = q->layout.scale_cols * block->scale->bytes;
+    w.view.scale_tile_rows = q->layout.tile_rows;
+    w.view.tensor_scale = q->tensor_scale;
+    return w;
+  }
   const int elem_bytes = weight_format_info(format).block_bytes;
   w.bytes.resize(static_cast<size_t>(n * k * elem_bytes));
   std::mt19937 rng(1);
@@ -54,6 +77,10 @@ void bm_matmul(benchmark::State& state, std::string isa, WeightFormat format, in
     return;
   }
   const Weights w = make_weights(format, n, k);
+  if (w.view.data == nullptr) {
+    state.SkipWithError("cannot quantize the weights");
+    return;
+  }
   std::vector<float> x(static_cast<size_t>(m * k), 0.01f), y(static_cast<size_t>(m * n));
   base::ThreadPool pool(static_cast<int>(state.range(0)));
   for (auto _ : state) {
@@ -103,6 +130,29 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("fma_probe/") + isa).c_str(), bm_fma_probe, isa);
     benchmark::RegisterBenchmark((std::string("read_probe/") + isa).c_str(), bm_read_probe, isa)
         ->UseRealTime();
+    // Prefill (512 tokens) and batched decode (16 tokens) GEMMs: up/gate (3072x1024), down
+    // (1024x3072), for the formats models ship in.
+    for (WeightFormat format :
+         {WeightFormat::kBF16, WeightFormat::kFP8Block, WeightFormat::kNVFP4, WeightFormat::kMXFP4}) {
+      if (isa == "ref" || isa == "avx2") break;
+      const std::string fmt(weight_format_info(format).name);
+      struct Shape {
+        const char* name;
+        int64_t m, n, k;
+      };
+      const Shape shapes[] = {{"gemm16_up", 16, 3072, 1024},
+                              {"gemm16_down", 16, 1024, 3072},
+                              {"gemm512_up", 512, 3072, 1024},
+                              {"gemm512_down", 512, 1024, 3072}};
+      for (const Shape& sh : shapes) {
+        benchmark::RegisterBenchmark((std::string("gemm/") + isa + "/" + fmt + "/" + sh.name).c_str(),
+                                     bm_matmul, isa, format, sh.m, sh.n, sh.k)
+            ->Arg(1)
+            ->Arg(2)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
     for (WeightFormat format : {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32}) {
       const std::string fmt(weight_format_info(format).name);
       struct Shape {
