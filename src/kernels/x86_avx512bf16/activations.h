@@ -25,7 +25,6 @@ inline int64_t act_groups(int64_t num_cols) {
 // q[act_groups(K) * 32] (zero padded), scales[act_groups(K)].
 inline void quantize_act_q8(const float* x, int64_t num_cols, int8_t* q, float* scales) {
   const int64_t num_groups = act_groups(num_cols);
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   for (int64_t g = 0; g < num_groups; ++g) {
     const int64_t k0 = g * kActGroup;
     const int64_t n = num_cols - k0 < kActGroup ? num_cols - k0 : kActGroup;
@@ -33,7 +32,7 @@ inline void quantize_act_q8(const float* x, int64_t num_cols, int8_t* q, float* 
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xFFFF : n <= 16 ? 0 : (1u << (n - 16)) - 1u);
     const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + k0);
     const __m512 v1 = _mm512_maskz_loadu_ps(m1, x + k0 + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     if (amax == 0.0f) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_setzero_si256());
       scales[g] = 0.0f;
