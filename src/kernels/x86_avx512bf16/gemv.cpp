@@ -91,8 +91,9 @@ static_assert(sizeof(Fp4ActChunk) == 256);
 
 constexpr int64_t kFp4ChunkCols = 128;
 
-void prepare_fp4_act(const float* x, int64_t num_cols, int64_t num_chunks, Fp4ActChunk* out, int8_t* q,
-                     float* group_scales) {
+// lane_scale: what the weight scales' lanes() leave out (times the 0.5 of u8 = 2 * E2M1 + 12).
+void prepare_fp4_act(const float* x, int64_t num_cols, int64_t num_chunks, float lane_scale, Fp4ActChunk* out,
+                     int8_t* q, float* group_scales) {
   const int64_t num_groups = act_groups(num_cols);
   quantize_act_q8(x, num_cols, q, group_scales);
   const int64_t padded = num_chunks * kFp4ChunkCols;
@@ -116,7 +117,7 @@ void prepare_fp4_act(const float* x, int64_t num_cols, int64_t num_chunks, Fp4Ac
     _mm512_store_si512(out[c].neg_offset, _mm512_sub_epi32(_mm512_setzero_si512(), sum12));
     for (int i = 0; i < kLanes; ++i) {
       const int64_t g = (c * kFp4ChunkCols + 8 * i) / kActGroup;
-      out[c].scale[i] = g < num_groups ? 0.5f * group_scales[g] : 0.0f;
+      out[c].scale[i] = g < num_groups ? 0.5f * lane_scale * group_scales[g] : 0.0f;
     }
   }
 }
@@ -129,34 +130,40 @@ struct Fp4Table {
   }
 };
 
-// How the block scales of one 128-column step become 16 per-lane fp32 weight scales.
-struct Nvfp4Scales {  // UE4M3 (E4M3, sign clear) per 16 columns: 8 bytes per step
+// Up to 8 scale bytes as one integer (a row's last step may have fewer).
+inline uint64_t load_scale_bytes(const uint8_t* s, int64_t avail) {
+  uint64_t v = 0;
+  std::memcpy(&v, s, static_cast<size_t>(avail < 8 ? avail : 8));
+  return v;
+}
+
+// How the block scales of one 128-column step become 16 per-lane fp32 weight scales, times
+// kLaneScale (folded into the activation scales instead).
+struct Nvfp4Scales {  // UE4M3 (E4M3, sign ignored) per 16 columns: 8 bytes per step
   static constexpr int64_t kBytesPerChunk = 8;
+  // E4M3 magnitude bits << 7 are the FP16 bits of value * 2^-8 (E4M3 subnormals become FP16
+  // subnormals), and vcvtph2ps converts exactly.
+  static constexpr float kLaneScale = 0x1p-8f;
   static __m512 lanes(const uint8_t* s, int64_t avail) {
-    const __m128i b = avail >= 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))
-                                 : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << avail) - 1u), s);
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m512i codes = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(b, dup));
-    // E4M3 magnitude bits << 20 are the fp32 bits of value * 2^-120 (subnormals included).
-    const __m512i bits = _mm512_slli_epi32(_mm512_and_si512(codes, _mm512_set1_epi32(0x7F)), 20);
-    return _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
+    const uint64_t codes = load_scale_bytes(s, avail) & 0x7F7F7F7F7F7F7F7Full;
+    const __m128i dup = _mm_shuffle_epi8(_mm_cvtsi64_si128(static_cast<long long>(codes)),
+                                         _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+    return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(dup), 7));
   }
 };
 struct Mxfp4Scales {  // E8M0 per 32 columns: 4 bytes per step
   static constexpr int64_t kBytesPerChunk = 4;
+  static constexpr float kLaneScale = 1.0f;
   static __m512 lanes(const uint8_t* s, int64_t avail) {
-    const __m128i b = avail >= 4 ? _mm_cvtsi32_si128(static_cast<int>(load_u32(s)))
-                                 : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << avail) - 1u), s);
-    const __m128i dup = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    const __m512i codes = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(b, dup));
-    // 2^(e - 127): the exponent field e; code 0 is 2^-127, the subnormal 0x00400000.
-    const __m512i bits = _mm512_max_epu32(_mm512_slli_epi32(codes, 23), _mm512_set1_epi32(0x00400000));
-    return _mm512_castsi512_ps(bits);
-  }
-  static uint32_t load_u32(const uint8_t* s) {
-    uint32_t v;
-    std::memcpy(&v, s, 4);
-    return v;
+    const uint64_t codes = load_scale_bytes(s, avail < 4 ? avail : 4);
+    // Byte b of the codes into the top byte of lanes 4b..4b+3 (e << 24), then >> 1: e << 23, the
+    // fp32 bits of 2^(e - 127); code 0 is 2^-127, the subnormal 0x00400000.
+    const __m512i idx = _mm512_set_epi32(3 << 24, 3 << 24, 3 << 24, 3 << 24, 2 << 24, 2 << 24, 2 << 24, 2 << 24,
+                                         1 << 24, 1 << 24, 1 << 24, 1 << 24, 0, 0, 0, 0);
+    const __m512i top = _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, idx,
+                                                      _mm512_set1_epi32(static_cast<int>(codes)));
+    return _mm512_castsi512_ps(
+        _mm512_max_epu32(_mm512_srli_epi32(top, 1), _mm512_set1_epi32(0x00400000)));
   }
 };
 
@@ -219,7 +226,7 @@ void fp4_gemv(const float* x, const MatWeight& w, int64_t n_begin, int64_t n_end
   const Fp4ActChunk* act[kTokens];
   for (int t = 0; t < kTokens; ++t) {
     auto* a = reinterpret_cast<Fp4ActChunk*>(buf + t * act_bytes);
-    prepare_fp4_act(x + t * num_cols, num_cols, num_chunks, a, q, group_scales);
+    prepare_fp4_act(x + t * num_cols, num_cols, num_chunks, 1.0f / S::kLaneScale, a, q, group_scales);
     act[t] = a;
   }
   constexpr int kRows = kTokens == 1 ? 4 : 2;
