@@ -47,7 +47,8 @@ const std::vector<int32_t> kPrompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 // The reference kernels' logits along `ids` (prompt, then the ISA's tokens): true if every token
 // is within the bound of the reference's best at its step. Reports the steps that were not the
 // reference's argmax.
-::testing::AssertionResult near_best_under_ref(const std::string& model_dir, const std::string& ids_json) {
+::testing::AssertionResult near_best_under_ref(const std::string& model_dir, const std::string& ids_json,
+                                               const std::string& label) {
   ::setenv("NIBBLE_ISA", "ref", 1);
   auto table = kernels::kernel_table();  // built once per process: must be the reference
   ::unsetenv("NIBBLE_ISA");
@@ -78,7 +79,7 @@ const std::vector<int32_t> kPrompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
     if (gap > 0.0) flips += " step " + std::to_string(i) + " (gap " + std::to_string(gap) + ")";
     logits = m.forward({&ids[i], 1}, static_cast<int64_t>(kPrompt.size() + i), *cache, 1);
   }
-  std::printf("not the reference's argmax, within the bound:%s\n", flips.c_str());
+  std::printf("%s: not the reference's argmax, within the bound:%s\n", label.c_str(), flips.c_str());
   return ::testing::AssertionSuccess();
 }
 
@@ -88,7 +89,8 @@ void expect_same_or_near_best(const kernels::IsaInfo& info, const std::string& g
     EXPECT_EQ(got, ref) << what << " under " << info.name;
     return;
   }
-  EXPECT_TRUE(near_best_under_ref(model_dir, got)) << what << " under " << info.name;
+  const std::string label = what + " under " + std::string(info.name);
+  EXPECT_TRUE(near_best_under_ref(model_dir, got, label)) << label;
 }
 
 TEST(IsaGreedyTest, EveryIsaGeneratesTheReferenceTokens) {

@@ -330,10 +330,11 @@ void fp8_rows(const uint16_t* const* act, const MatWeight& w, int64_t n, const F
     rows[r] = w.data + (n + r) * w.row_bytes;
     srows[r] = w.block_scales + ((n + r) / w.scale_tile_rows) * w.scale_row_bytes;
   }
-  __m512 acc[kRows][kTokens];
-  __m512 blk[kRows][kTokens];
+  // Two dot-product chains per row and token (the unpacklo / unpackhi halves) so vdpbf16ps latency
+  // never limits; block scales fold them into `scaled` once per 128 columns.
+  __m512 dot0[kRows][kTokens], dot1[kRows][kTokens], scaled[kRows][kTokens];
   for (int r = 0; r < kRows; ++r) {
-    for (int t = 0; t < kTokens; ++t) acc[r][t] = blk[r][t] = _mm512_setzero_ps();
+    for (int t = 0; t < kTokens; ++t) dot0[r][t] = dot1[r][t] = scaled[r][t] = _mm512_setzero_ps();
   }
   auto step = [&](int64_t k, bool full) {
     for (int r = 0; r < kRows; ++r) {
@@ -342,9 +343,8 @@ void fp8_rows(const uint16_t* const* act, const MatWeight& w, int64_t n, const F
       __m512i first, second;
       dec.decode(codes, first, second);
       for (int t = 0; t < kTokens; ++t) {
-        __m512& a = kBlockScales ? blk[r][t] : acc[r][t];
-        a = _mm512_dpbf16_ps(a, as_bh(first), as_bh(_mm512_load_si512(act[t] + k)));
-        a = _mm512_dpbf16_ps(a, as_bh(second), as_bh(_mm512_load_si512(act[t] + k + 32)));
+        dot0[r][t] = _mm512_dpbf16_ps(dot0[r][t], as_bh(first), as_bh(_mm512_load_si512(act[t] + k)));
+        dot1[r][t] = _mm512_dpbf16_ps(dot1[r][t], as_bh(second), as_bh(_mm512_load_si512(act[t] + k + 32)));
       }
     }
   };
@@ -358,15 +358,18 @@ void fp8_rows(const uint16_t* const* act, const MatWeight& w, int64_t n, const F
       for (int r = 0; r < kRows; ++r) {
         const __m512 s = _mm512_set1_ps(load_f32(srows[r] + (k0 / kBlockCols) * 4));
         for (int t = 0; t < kTokens; ++t) {
-          acc[r][t] = _mm512_fmadd_ps(blk[r][t], s, acc[r][t]);
-          blk[r][t] = _mm512_setzero_ps();
+          scaled[r][t] = _mm512_fmadd_ps(_mm512_add_ps(dot0[r][t], dot1[r][t]), s, scaled[r][t]);
+          dot0[r][t] = dot1[r][t] = _mm512_setzero_ps();
         }
       }
     }
   }
   for (int r = 0; r < kRows; ++r) {
     const float s = kBlockScales ? 1.0f : load_f32(srows[r]);
-    for (int t = 0; t < kTokens; ++t) y[t * ldy + n + r] = hsum(acc[r][t]) * s;
+    for (int t = 0; t < kTokens; ++t) {
+      const __m512 sum = kBlockScales ? scaled[r][t] : _mm512_add_ps(dot0[r][t], dot1[r][t]);
+      y[t * ldy + n + r] = hsum(sum) * s;
+    }
   }
 }
 
