@@ -147,7 +147,8 @@ void bm_read_probe_sized(benchmark::State& state, std::string isa) {
 
 // Decode GEMV (1 token) for every weight format on the Qwen3-0.6B shapes, rows x cols (up/gate
 // 3072x1024, down 1024x3072, fused qkv-like 4096x1024 and its transpose), plus 256x1024 whose
-// weights stay in L2: that one shows the kernel's compute ceiling, the others L3 streaming.
+// weights stay in L2: that one shows the kernel's compute ceiling, the others L3 streaming; and
+// 65536x2048 (64 MiB at 4 bits), streamed from DRAM like a model's weights.
 void register_gemv_formats(const std::string& isa) {
   struct Shape {
     const char* name;
@@ -157,7 +158,8 @@ void register_gemv_formats(const std::string& isa) {
                           {"3072x1024", 3072, 1024},
                           {"4096x1024", 4096, 1024},
                           {"1024x4096", 1024, 4096},
-                          {"256x1024", 256, 1024}};
+                          {"256x1024", 256, 1024},
+                          {"65536x2048", 65536, 2048}};
   for (int f = 0; f < kNumWeightFormats; ++f) {
     const auto format = static_cast<WeightFormat>(f);
     if (format == WeightFormat::kF32 || format == WeightFormat::kF16) continue;
