@@ -27,10 +27,6 @@
 #include "kernels/x86_avx512bf16/activations.h"
 #include "kernels/x86_avx512bf16/avx512bf16_kernels.h"
 
-
-
-
-
 namespace nibble::kernels::avx512bf16 {
 namespace {
 
