@@ -2,16 +2,26 @@
 // Each case rebuilds its checkpoint with `nibble make-model` (the same flags the script used), then
 // compares logits (max|d| <= 1e-3 * max|logit|) and the greedy 32-token continuation (identical),
 // through the model API (batched prefill + KV-cache decode) and through `nibble run`.
+//
+// ctest runs it twice: with NIBBLE_EXACT=1 (fp32 activations, the bounds above), and as
+// fast_isa.* under the fastest ISA. If that ISA rounds activations (IsaInfo::rounds_activations:
+// BF16 / per-32 int8, see kernels/x86_avx512bf16/activations.h) the logit bound is
+// kRoundedLogitTolerance * max|logit| instead, and the greedy continuation must follow the golden
+// until a step where the golden token and ours are within that bound of each other in our own
+// logits (a near tie the rounding may flip); after it the continuation is ours (and `nibble run`
+// must reproduce it).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "kernels/kernel_table.h"
 #include "model/model.h"
 #include "model_test_util.h"
 
@@ -32,6 +42,22 @@ std::vector<std::string> golden_cases() {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// Logit bound relative to max|logit| for an ISA that rounds activations: BF16 rounding is 2^-9
+// relative per activation (int8 per group of 32: about amax/254) and compounds over the layers;
+// measured max|dlogit| / max|logit| under avx512bf16 (Zen 4, BF16 goldens, decode path): 1.9e-3 to
+// 6.4e-3 (F32 / F16 weights stay exact: ~4e-7). The bound leaves a factor 3 of margin.
+constexpr double kRoundedLogitTolerance = 2e-2;
+
+bool active_isa_rounds_activations(std::string* isa_name) {
+  auto table = kernels::kernel_table();
+  if (!table.ok()) return false;
+  *isa_name = (*table)->isa;
+  for (const auto& info : kernels::known_isas()) {
+    if (info.name == (*table)->isa) return info.rounds_activations;
+  }
+  return false;
 }
 
 class ModelGoldenTest : public ::testing::TestWithParam<std::string> {};
@@ -77,23 +103,63 @@ TEST_P(ModelGoldenTest, LogitsAndGreedyMatchTransformers) {
       max_diff = std::max(max_diff, std::fabs(got - w));
     }
   }
-  EXPECT_LE(max_diff, 1e-3 * max_abs) << "max|dlogit| " << max_diff << " vs max|logit| " << max_abs;
-  char diff_text[32];
+  std::string isa;
+  const bool rounded = active_isa_rounds_activations(&isa);
+  const double rel_tol = rounded ? kRoundedLogitTolerance : 1e-3;
+  EXPECT_LE(max_diff, rel_tol * max_abs) << "max|dlogit| " << max_diff << " vs max|logit| " << max_abs
+                                         << " under " << isa;
+  char diff_text[64];
   std::snprintf(diff_text, sizeof(diff_text), "%.3g", max_diff);
   RecordProperty("max_abs_logit_diff", diff_text);
+  std::snprintf(diff_text, sizeof(diff_text), "%.3g", max_diff / max_abs);
+  RecordProperty("max_abs_logit_diff_relative", diff_text);
+  // The same rows one token per forward call (the decode / GEMV path, a second cache).
+  double max_diff_decode = 0.0;
+  {
+    auto decode_cache = m.new_kv_cache();
+    for (int64_t p = 0; p < prompt_len; ++p) {
+      auto step = m.forward({&prompt[static_cast<size_t>(p)], 1}, p, *decode_cache, 1);
+      ASSERT_TRUE(step.ok()) << step.status().message();
+      for (size_t r = 0; r < rows.size(); ++r) {
+        if (rows[r] != p) continue;
+        for (int64_t v = 0; v < vocab; ++v) {
+          const double w = golden["logits"][r][static_cast<size_t>(v)].get<double>();
+          max_diff_decode = std::max(max_diff_decode, std::fabs(double((*step)[static_cast<size_t>(v)]) - w));
+        }
+      }
+    }
+  }
+  EXPECT_LE(max_diff_decode, rel_tol * max_abs)
+      << "decode path: max|dlogit| " << max_diff_decode << " vs max|logit| " << max_abs << " under " << isa;
+  std::printf("%s under %s: max|dlogit| / max|logit|: prefill %.3g, decode %.3g (bound %.3g)\n",
+              GetParam().c_str(), isa.c_str(), max_diff / max_abs, max_diff_decode / max_abs, rel_tol);
 
   // Greedy decode through the KV cache, one token per forward call.
   std::vector<int32_t> got_greedy;
   std::vector<float> last((*logits).end() - vocab, (*logits).end());
+  bool diverged = false;
   for (size_t i = 0; i < want_greedy.size(); ++i) {
     const int32_t token = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     got_greedy.push_back(token);
+    if (rounded && !diverged && token != want_greedy[i]) {
+      // Explained only by a near tie in our own logits at this step.
+      double step_max = 0.0;
+      for (float v : last) step_max = std::max(step_max, std::fabs(double(v)));
+      const double gap = double(last[static_cast<size_t>(token)]) - last[static_cast<size_t>(want_greedy[i])];
+      EXPECT_LE(gap, rel_tol * step_max) << "greedy step " << i << ": ours " << token << ", golden "
+                                         << want_greedy[i] << ", logit gap " << gap << " under " << isa;
+      std::printf("%s: greedy diverges at step %zu (logit gap %.3g <= %.3g)\n", GetParam().c_str(), i, gap,
+                  rel_tol * step_max);
+      diverged = true;
+    }
     if (i + 1 == want_greedy.size()) break;
     auto step = m.forward({&token, 1}, prompt_len + static_cast<int64_t>(i), *cache, 1);
     ASSERT_TRUE(step.ok()) << step.status().message();
     last.assign(step->begin(), step->end());
   }
-  EXPECT_EQ(got_greedy, want_greedy);
+  if (!rounded) {
+    EXPECT_EQ(got_greedy, want_greedy);
+  }
 
   // The same continuation through the CLI (EOS ignored: the goldens do not stop at EOS).
   std::string ids;
@@ -103,7 +169,7 @@ TEST_P(ModelGoldenTest, LogitsAndGreedyMatchTransformers) {
                   "0", "--print-ids", "--ignore-eos", "-t", "2"},
                  false);
   ASSERT_EQ(ran.exit_code, 0);
-  EXPECT_EQ(nlohmann::json::parse(ran.output).get<std::vector<int32_t>>(), want_greedy);
+  EXPECT_EQ(nlohmann::json::parse(ran.output).get<std::vector<int32_t>>(), rounded ? got_greedy : want_greedy);
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, ModelGoldenTest, ::testing::ValuesIn(golden_cases()),

@@ -9,7 +9,7 @@
 
 #include "base/float16.h"
 #include "base/thread_pool.h"
-#include "formats/block_format.h"
+#include "kernels/activation_rounding_test_util.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ops.h"
 
@@ -30,31 +30,8 @@ class KernelTest : public ::testing::TestWithParam<std::string> {
     auto t = make_kernel_table(GetParam());
     ASSERT_TRUE(t.ok()) << t.status().message();
     table_ = std::move(t).value();
-    for (const auto& info : known_isas()) {
-      if (info.name == GetParam()) rounds_ = info.rounds_activations;
-    }
-  }
-  // Extra error allowed for ISAs that round activations (x86_avx512bf16/activations.h), summed
-  // over k of |w_k| times the largest change the rounding can make to x_k: half a BF16 step
-  // (2^-9 |x_k|) for BF16 and FP8 weights, half an int8 step (amax of x_k's 32-group / 254) for
-  // 4-bit weights. F32 and F16 weights keep fp32 activations.
-  double rounding_bound(WeightFormat format, const float* x, const float* w, int64_t k) const {
-    if (!rounds_ || format == WeightFormat::kF32 || format == WeightFormat::kF16) return 0.0;
-    const formats::BlockFormat* bf = block_format_of(format);
-    const bool int8 = bf != nullptr && bf->element->bits == 4;
-    double bound = 0.0;
-    for (int64_t g = 0; g < k; g += 32) {
-      double amax = 0.0;
-      for (int64_t j = g; j < std::min(k, g + 32); ++j) amax = std::max(amax, std::fabs(double(x[j])));
-      for (int64_t j = g; j < std::min(k, g + 32); ++j) {
-        const double step = int8 ? amax / 254.0 : std::ldexp(std::fabs(double(x[j])), -9);
-        bound += step * std::fabs(double(w[j]));
-      }
-    }
-    return bound * 1.01;
   }
   KernelTable table_;
-  bool rounds_ = false;
 };
 
 // Encodes a float matrix into `format` bytes; returns the decoded values actually stored.
@@ -74,6 +51,19 @@ std::vector<float> encode(WeightFormat format, const std::vector<float>& vals, s
     }
   }
   return stored;
+}
+
+// An ISA that rounds activations (act_rounding != kNone) must match the fp64 product of the
+// rounded activations (activation_rounding_test_util.h) on its GEMV and GEMM paths alike.
+::testing::AssertionResult expect_matches(float got, double exact, double rounded, double tol,
+                                          ActRounding rounding) {
+  const bool near_rounded = std::fabs(got - rounded) <= tol;
+  const bool near_exact = std::fabs(got - exact) <= tol;
+  if (rounding == ActRounding::kNone ? near_exact : near_rounded) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "got " << got << ", fp64 " << exact << ", fp64 of rounded activations "
+                                       << rounded << ", tolerance " << tol;
 }
 
 TEST_P(KernelTest, MatmulEveryPlainFormatMatchesFp64) {
@@ -96,15 +86,17 @@ TEST_P(KernelTest, MatmulEveryPlainFormatMatchesFp64) {
       mw.data = bytes.data();
       std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
       matmul(table_, pool, x.data(), m, mw, y.data());
+      const ActRounding rounding = act_rounding(GetParam(), format);
+      const std::vector<double> xr = rounded_activations(rounding, x.data(), m, k);
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
-          double ref = 0.0, mag = 0.0;
+          double ref = 0.0, ref_rounded = 0.0, mag = 0.0;
           for (int64_t kk = 0; kk < k; ++kk) {
             ref += static_cast<double>(x[i * k + kk]) * stored[j * k + kk];
+            ref_rounded += xr[i * k + kk] * stored[j * k + kk];
             mag += std::fabs(static_cast<double>(x[i * k + kk]) * stored[j * k + kk]);
           }
-          EXPECT_NEAR(y[i * n + j], ref,
-                      1e-6 * mag + 1e-7 + rounding_bound(format, &x[i * k], &stored[j * k], k))
+          EXPECT_TRUE(expect_matches(y[i * n + j], ref, ref_rounded, 1e-6 * mag + 1e-7, rounding))
               << weight_format_info(format).name << " m=" << m;
         }
       }
@@ -146,16 +138,18 @@ TEST_P(KernelTest, MatmulEveryQuantizedFormatMatchesDequantizedFp64) {
       std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n));
       for (float& v : x) v = dist(rng) * 20.0f;
       matmul(table_, pool, x.data(), m, mw, y.data());
+      const ActRounding rounding = act_rounding(GetParam(), format);
+      const std::vector<double> xr = rounded_activations(rounding, x.data(), m, k);
       for (int64_t r = 0; r < m; ++r) {
         for (int64_t c = 0; c < n; ++c) {
-          double want = 0.0, mag = 0.0;
+          double want = 0.0, want_rounded = 0.0, mag = 0.0;
           for (int64_t j = 0; j < k; ++j) {
             want += static_cast<double>(x[static_cast<size_t>(r * k + j)]) * deq[static_cast<size_t>(c * k + j)];
+            want_rounded += xr[static_cast<size_t>(r * k + j)] * deq[static_cast<size_t>(c * k + j)];
             mag += std::fabs(static_cast<double>(x[static_cast<size_t>(r * k + j)]) * deq[static_cast<size_t>(c * k + j)]);
           }
-          ASSERT_NEAR(y[static_cast<size_t>(r * n + c)], want,
-                      1e-5 * mag + 1e-7 + rounding_bound(format, &x[static_cast<size_t>(r * k)],
-                                                         &deq[static_cast<size_t>(c * k)], k))
+          ASSERT_TRUE(expect_matches(y[static_cast<size_t>(r * n + c)], want, want_rounded, 1e-5 * mag + 1e-7,
+                                     rounding))
               << weight_format_info(format).name << " m=" << m << " row " << c;
         }
       }

@@ -90,8 +90,8 @@ void bm_matmul(benchmark::State& state, std::string isa, WeightFormat format, in
   const double iters = static_cast<double>(state.iterations());
   state.counters["FLOP/s"] =
       benchmark::Counter(2.0 * static_cast<double>(m * n * k) * iters, benchmark::Counter::kIsRate);
-  state.counters["weight_B/s"] =
-      benchmark::Counter(static_cast<double>(w.bytes.size()) * iters, benchmark::Counter::kIsRate);
+  state.counters["weight_B/s"] = benchmark::Counter(static_cast<double>(w.bytes.size() + w.scales.size()) * iters,
+                                                    benchmark::Counter::kIsRate);
 }
 
 // The FMA peak probe of an ISA, one thread: compare its CPU-time FLOP/s with the matmuls'.
@@ -121,6 +121,59 @@ void bm_read_probe(benchmark::State& state, std::string isa) {
   state.counters["B/s"] = benchmark::Counter(
       static_cast<double>(buffer.size() * sizeof(float)) * static_cast<double>(state.iterations()),
       benchmark::Counter::kIsRate);
+}
+
+// The streaming-read probe over a buffer of `bytes` (state.range(1)) on state.range(0) threads of
+// the pool, each reading its own slice: the speed of light for a GEMV over that many weight bytes
+// (same cache level as the matmul benchmarks of that size).
+void bm_read_probe_sized(benchmark::State& state, std::string isa) {
+  auto table = make_kernel_table(isa);
+  if (!table.ok()) {
+    state.SkipWithError(table.status().message().c_str());
+    return;
+  }
+  const int64_t num_floats = state.range(1) / 4;
+  std::vector<float> buffer(static_cast<size_t>(num_floats), 1.0f);
+  base::ThreadPool pool(static_cast<int>(state.range(0)));
+  float sums[64] = {};
+  for (auto _ : state) {
+    pool.parallel_for(num_floats, 4096, [&](int64_t begin, int64_t end) {
+      sums[(begin * 8 / num_floats) % 8] = table->read_probe(buffer.data() + begin, end - begin);
+    });
+    benchmark::DoNotOptimize(sums);
+  }
+  state.counters["B/s"] = benchmark::Counter(static_cast<double>(num_floats * 4) * static_cast<double>(state.iterations()),
+                                             benchmark::Counter::kIsRate);
+}
+
+// Decode GEMV (1 token) for every weight format on the Qwen3-0.6B shapes, rows x cols (up/gate
+// 3072x1024, down 1024x3072, fused qkv-like 4096x1024 and its transpose), plus 256x1024 whose
+// weights stay in L2: that one shows the kernel's compute ceiling, the others L3 streaming; and
+// 65536x2048 (64 MiB at 4 bits), streamed from DRAM like a model's weights.
+void register_gemv_formats(const std::string& isa) {
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+  };
+  const Shape shapes[] = {{"1024x3072", 1024, 3072},
+                          {"3072x1024", 3072, 1024},
+                          {"4096x1024", 4096, 1024},
+                          {"1024x4096", 1024, 4096},
+                          {"256x1024", 256, 1024},
+                          {"65536x2048", 65536, 2048}};
+  for (int f = 0; f < kNumWeightFormats; ++f) {
+    const auto format = static_cast<WeightFormat>(f);
+    if (format == WeightFormat::kF32 || format == WeightFormat::kF16) continue;
+    const std::string fmt(weight_format_info(format).name);
+    for (const Shape& s : shapes) {
+      benchmark::RegisterBenchmark((std::string("gemv/") + isa + "/" + fmt + "/" + s.name).c_str(), bm_matmul,
+                                   isa, format, 1, s.n, s.k)
+          ->Arg(1)
+          ->Arg(2)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
 }
 
 void register_all() {
@@ -153,6 +206,13 @@ void register_all() {
             ->Unit(benchmark::kMillisecond);
       }
     }
+    // Read probes the size of the GEMV weights below: 1.5 MiB (4-bit 3M), 3 MiB (FP8), 6 MiB (BF16),
+    // 2 and 8 MiB (4M values).
+    benchmark::RegisterBenchmark((std::string("read_probe_sized/") + isa).c_str(), bm_read_probe_sized, isa)
+        ->ArgsProduct({{1, 2}, {3 << 19, 3 << 20, 3 << 21, 2 << 20, 4 << 20, 8 << 20}})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+    if (isa != "ref") register_gemv_formats(isa);
     for (WeightFormat format : {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32}) {
       const std::string fmt(weight_format_info(format).name);
       struct Shape {
