@@ -27,6 +27,10 @@ int64_t LlmEngine::num_live_samplers() const {
   return runner_->num_live_samplers();
 }
 
+int64_t LlmEngine::kv_allocated_bytes() const {
+  return runner_->kv_storage().allocated_bytes();
+}
+
 base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& model_dir,
                                                            const EngineArgs& args) {
   if (args.max_num_seqs < 1) return base::invalid_argument("--max-num-seqs must be at least 1");

@@ -82,6 +82,8 @@ class LlmEngine {
   EngineStats stats() const { return core_->stats(); }
   // Samplers the runner still holds (for leak tests; read while the engine is idle).
   int64_t num_live_samplers() const;
+  // Bytes the KV storage really holds (whole chunks); may be read while the engine runs.
+  int64_t kv_allocated_bytes() const;
 
  private:
   LlmEngine() = default;

@@ -12,6 +12,7 @@
 // that interface is a few lines).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -26,15 +27,18 @@ class PagedKvStorage {
   PagedKvStorage(int32_t num_layers, int32_t num_kv_heads, int32_t head_dim, int32_t block_size,
                  int32_t chunk_num_blocks);
 
-  // Makes blocks [0, num_blocks) addressable: allocates (zeroed, so the memory is really taken
-  // now and MemAvailable shows it) or frees whole chunks. Existing blocks keep their contents.
-  // resource_exhausted if the allocation fails.
+  // Makes blocks [0, num_blocks) addressable: allocates (zeroed and populated, so the memory is
+  // really taken now and MemAvailable shows it) or frees whole chunks. Existing blocks keep their
+  // contents. Chunks are anonymous mappings of their own, so a freed chunk leaves the resident set
+  // at once whatever its size (malloc would keep chunks under its mmap threshold, which it raises
+  // to the size of the last big block freed, in its heap). resource_exhausted if mapping fails.
   base::Status resize(int32_t num_blocks);
 
   int32_t num_blocks() const { return num_blocks_; }
   int32_t block_size() const { return block_size_; }
   int64_t bytes_per_block() const { return block_floats_ * static_cast<int64_t>(sizeof(float)); }
-  int64_t allocated_bytes() const;  // whole chunks, may exceed num_blocks * bytes_per_block
+  // Whole chunks, may exceed num_blocks * bytes_per_block. Safe to read from any thread.
+  int64_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
   // [num_kv_heads, head_dim] of one token (slot `offset` of the block) in one layer.
   float* key(int32_t block_id, int32_t layer, int32_t offset) {
@@ -63,7 +67,13 @@ class PagedKvStorage {
   int64_t layer_floats_;  // 2 * block_size * token_floats_
   int64_t block_floats_;  // num_layers * layer_floats_
   int32_t num_blocks_ = 0;
-  std::vector<std::unique_ptr<float[]>> chunks_;  // [num_chunks][chunk_num_blocks * block_floats_]
+  std::atomic<int64_t> allocated_bytes_{0};  // chunks_.size() x chunk bytes
+  struct ChunkUnmapper {
+    size_t num_bytes = 0;
+    void operator()(float* chunk) const;
+  };
+  std::vector<std::unique_ptr<float[], ChunkUnmapper>>
+      chunks_;  // [num_chunks][chunk_num_blocks * block_floats_]
 };
 
 // One request's view of the storage through its block table: position p lives in block
