@@ -286,9 +286,11 @@ void EngineCore::step() {
   SchedulerOutput out = scheduler_->schedule();
   ++num_steps_;
   if (out.empty()) {
-    // Nothing runs, nothing was preempted, yet the head of the queue cannot get its blocks: the
-    // pool cannot grow (memory pressure). Fail it rather than spin.
-    if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0 && out.preempted_req_ids.empty()) {
+    // Nothing runs, so every block is free, yet the head of the queue cannot get its blocks: the
+    // pool cannot grow (memory pressure). Fail it rather than spin. This includes a request that
+    // just preempted itself as the only one running (its chunked prefill outgrew the whole pool):
+    // requeued, it would recompute up to the same point forever.
+    if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0) {
       const std::string id = scheduler_->waiting().front()->request_id();
       deliver(scheduler_->finish_requests(
           {id}, RequestStatus::kFinishedError,

@@ -53,6 +53,10 @@ EngineMemoryReport LlmEngine::memory_report() const {
   return r;
 }
 
+int64_t LlmEngine::kv_allocated_bytes() const {
+  return runner_->kv_storage().allocated_bytes();
+}
+
 base::Result<std::unique_ptr<LlmEngine>> LlmEngine::create(const std::string& model_dir,
                                                            const EngineArgs& args) {
   if (args.max_num_seqs < 1) return base::invalid_argument("--max-num-seqs must be at least 1");

@@ -95,6 +95,8 @@ class LlmEngine {
   int64_t num_live_samplers() const;
   // Weights and KV pool as allocated (read while the engine is idle: the pool may grow in a step).
   EngineMemoryReport memory_report() const;
+  // Bytes the KV storage really holds (whole chunks); may be read while the engine runs.
+  int64_t kv_allocated_bytes() const;
 
  private:
   LlmEngine() = default;

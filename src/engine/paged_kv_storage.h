@@ -1,6 +1,7 @@
 // The physical KV cache behind the BlockPool: block_id -> memory. Blocks live in chunks of
 // chunk_num_blocks (one allocation each), so `--kv-cache auto` grows and shrinks the pool by
-// whole chunks without moving a byte of KV that stays.
+// whole chunks without moving a byte of KV that stays (only a last, partial chunk at a cap that is
+// not whole chunks is remapped, its contents kept).
 //
 // One block holds, for every layer, K then V of block_size tokens:
 //   [num_layers, 2 (K, V), block_size, num_kv_heads, head_dim] floats
@@ -12,6 +13,7 @@
 // that interface is a few lines).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -26,15 +28,19 @@ class PagedKvStorage {
   PagedKvStorage(int32_t num_layers, int32_t num_kv_heads, int32_t head_dim, int32_t block_size,
                  int32_t chunk_num_blocks);
 
-  // Makes blocks [0, num_blocks) addressable: allocates (zeroed, so the memory is really taken
-  // now and MemAvailable shows it) or frees whole chunks. Existing blocks keep their contents.
-  // resource_exhausted if the allocation fails.
+  // Makes blocks [0, num_blocks) addressable: allocates (zeroed and populated, so the memory is
+  // really taken now and MemAvailable shows it) or frees whole chunks; the last chunk holds only
+  // the blocks asked for (a cap need not be whole chunks). Existing blocks keep their contents. Chunks are
+  // anonymous mappings of their own, so a freed chunk leaves the resident set at once whatever its size
+  // (malloc would keep chunks under its mmap threshold, which it raises to the size of the last big block
+  // freed, in its heap). resource_exhausted if mapping fails.
   base::Status resize(int32_t num_blocks);
 
   int32_t num_blocks() const { return num_blocks_; }
   int32_t block_size() const { return block_size_; }
   int64_t bytes_per_block() const { return block_floats_ * static_cast<int64_t>(sizeof(float)); }
-  int64_t allocated_bytes() const;  // whole chunks, may exceed num_blocks * bytes_per_block
+  // num_blocks * bytes_per_block (each chunk page-rounded). Safe to read from any thread.
+  int64_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
   // [num_kv_heads, head_dim] of one token (slot `offset` of the block) in one layer.
   float* key(int32_t block_id, int32_t layer, int32_t offset) {
@@ -63,7 +69,14 @@ class PagedKvStorage {
   int64_t layer_floats_;  // 2 * block_size * token_floats_
   int64_t block_floats_;  // num_layers * layer_floats_
   int32_t num_blocks_ = 0;
-  std::vector<std::unique_ptr<float[]>> chunks_;  // [num_chunks][chunk_num_blocks * block_floats_]
+  std::atomic<int64_t> allocated_bytes_{0};  // sum of the chunks' bytes
+  struct ChunkUnmapper {
+    size_t num_bytes = 0;
+    void operator()(float* chunk) const;
+  };
+  using ChunkPtr = std::unique_ptr<float[], ChunkUnmapper>;
+  // [num_chunks][chunk_num_blocks * block_floats_]; the last one may hold fewer blocks.
+  std::vector<ChunkPtr> chunks_;
 };
 
 // One request's view of the storage through its block table: position p lives in block

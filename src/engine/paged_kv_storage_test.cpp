@@ -13,7 +13,7 @@ TEST(PagedKvStorage, SlotsAreDisjointAndLaidOutAsDocumented) {
   PagedKvStorage s(2, 3, 4, 5, 2);
   ASSERT_TRUE(s.resize(3).ok());
   EXPECT_EQ(s.bytes_per_block(), 2 * 2 * 5 * 3 * 4 * 4);
-  EXPECT_EQ(s.allocated_bytes(), 4 * s.bytes_per_block());  // two chunks of two blocks
+  EXPECT_EQ(s.allocated_bytes(), 3 * s.bytes_per_block());  // a chunk of two blocks and one of one
   std::set<float*> rows;
   for (int32_t b = 0; b < 3; ++b)
     for (int32_t l = 0; l < 2; ++l)
@@ -56,6 +56,19 @@ TEST(PagedKvStorage, GrowAndShrinkKeepContents) {
   s.value(6, 0, 0)[0] = 7.0f;
   ASSERT_TRUE(s.resize(2).ok());
   EXPECT_EQ(s.allocated_bytes(), 2 * s.bytes_per_block());
+  EXPECT_EQ(s.key(1, 0, 3)[1], 42.0f);
+  // A partial last chunk grows and shrinks in place of a whole one, keeping its blocks.
+  ASSERT_TRUE(s.resize(3).ok());
+  EXPECT_EQ(s.allocated_bytes(), 3 * s.bytes_per_block());
+  s.key(2, 0, 1)[0] = 5.0f;
+  ASSERT_TRUE(s.resize(4).ok());
+  EXPECT_EQ(s.allocated_bytes(), 4 * s.bytes_per_block());
+  EXPECT_EQ(s.key(2, 0, 1)[0], 5.0f);
+  EXPECT_EQ(s.value(3, 0, 3)[1], 0.0f);  // the new block is zeroed
+  s.value(3, 0, 3)[1] = 9.0f;
+  ASSERT_TRUE(s.resize(3).ok());
+  ASSERT_TRUE(s.resize(4).ok());
+  EXPECT_EQ(s.key(2, 0, 1)[0], 5.0f);
   EXPECT_EQ(s.key(1, 0, 3)[1], 42.0f);
   ASSERT_TRUE(s.resize(0).ok());
   EXPECT_EQ(s.allocated_bytes(), 0);
