@@ -492,7 +492,7 @@ base::Result<Estimate> estimate(const ModelShape& shape, const DeviceProfile& d,
   if (shape.arch == Arch::kDeepseekV3)
     e.assumptions.push_back("DeepSeek-V3 MTP layer not loaded (as for plain decoding)");
   if (d.kind == DeviceKind::kCpu)
-    e.assumptions.push_back("CPU: every format is dequantized to FP32, so one FP32 peak applies");
+    e.assumptions.push_back("CPU: one matmul peak for every format (the kernels decode every format in registers)");
   return e;
 }
 
