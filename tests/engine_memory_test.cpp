@@ -343,8 +343,10 @@ TEST_F(EngineMemoryRssTest, AutoKvCacheResidentMemoryGrowsWithLoadAndIsGivenBack
     // activation pages a large batch touches for the first time.
     EXPECT_GE(rss_grown, grown * 9 / 10) << "RSS did not grow with the KV pool";
     EXPECT_LE(rss_grown, grown + workspace + 2 * kMiB) << "RSS grew by more than the KV pool";
-    EXPECT_LE(at_load.hwm_bytes, baseline.rss_bytes + weights + weights / 20 + workspace + cap_bytes)
-        << "peak resident memory beyond weights + 5% + activations + the KV cap";
+    // + 2 MiB: the matmul kernels' per-thread scratch (activations packed to BF16 / int8 for a
+    // batch of up to max-num-batched-tokens rows), which the workspace estimate does not count.
+    EXPECT_LE(at_load.hwm_bytes, baseline.rss_bytes + weights + weights / 20 + workspace + cap_bytes + 2 * kMiB)
+        << "peak resident memory beyond weights + 5% + activations + the KV cap + kernel scratch";
 
     // 3. Idle: the pool shrinks back to one chunk and the memory goes back to the system.
     keeper->abort();

@@ -47,8 +47,10 @@ std::vector<std::string> golden_cases() {
 // Logit bound relative to max|logit| for an ISA that rounds activations: BF16 rounding is 2^-9
 // relative per activation (int8 per group of 32: about amax/254) and compounds over the layers;
 // measured max|dlogit| / max|logit| under avx512bf16 (Zen 4, BF16 goldens, decode path): 1.9e-3 to
-// 6.4e-3 (F32 / F16 weights stay exact: ~4e-7). The bound leaves a factor 3 of margin.
-constexpr double kRoundedLogitTolerance = 2e-2;
+// 6.4e-3 for the dense models, 2.3e-2 for gpt-oss (BF16 attention + int8-rounded activations into
+// the MXFP4 experts, whose router can flip an expert on a near tie); F32 / F16 weights stay exact
+// (~4e-7). The bound leaves a factor of about 2 over the worst case.
+constexpr double kRoundedLogitTolerance = 4e-2;
 
 bool active_isa_rounds_activations(std::string* isa_name) {
   auto table = kernels::kernel_table();

@@ -79,6 +79,9 @@ base::Result<KernelTable> make_kernel_table(std::string_view isa, bool exact_act
     if (exact_activations && isas[i].rounds_activations && i != last) continue;
     isas[i].register_fn(table);
     table.isa = std::string(isas[i].name);
+    if (!isas[i].rounds_activations) {
+      for (int f = 0; f < kNumWeightFormats; ++f) table.matmul_exact[f] = table.matmul[f];
+    }
   }
   return table;
 }

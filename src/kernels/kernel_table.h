@@ -26,6 +26,11 @@ struct KernelTable {
   using MatmulFn = void (*)(const float* x, int64_t num_tokens, const MatWeight& w, int64_t n_begin,
                             int64_t n_end, float* y, int64_t ldy);
   MatmulFn matmul[kNumWeightFormats] = {};
+  // The same product with activations kept in fp32 even under an ISA that rounds them (see
+  // IsaInfo::rounds_activations): for small matrices whose output is a discrete decision, such as
+  // a mixture-of-experts router, where a rounding step could flip an expert choice. Filled by
+  // make_kernel_table from the last fp32-activation ISA's matmul.
+  MatmulFn matmul_exact[kNumWeightFormats] = {};
 
   // out[K] = row `row` of W, decoded to fp32 (embedding gather, tied embeddings).
   using DecodeRowFn = void (*)(const MatWeight& w, int64_t row, float* out);

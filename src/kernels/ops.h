@@ -13,6 +13,10 @@ namespace nibble::kernels {
 void matmul(const KernelTable& table, base::ThreadPool& pool, const float* x, int64_t num_tokens,
             const MatWeight& w, float* y);
 
+// matmul() through the table's fp32-activation bodies (KernelTable::matmul_exact).
+void matmul_exact(const KernelTable& table, base::ThreadPool& pool, const float* x, int64_t num_tokens,
+                  const MatWeight& w, float* y);
+
 // Calibration hook (nibble quantize --calib-data): when set, matmul() calls it with each input
 // X[num_tokens, K] before multiplying, on the calling thread. Process-wide; set it only while one
 // model runs single-request calibration, and clear it (nullptr) afterwards.

@@ -201,8 +201,9 @@ void MoeBlock::route(const MoeLayerWeights& layer, const kernels::KernelTable& k
                      base::ThreadPool& pool, const float* h, int64_t num_tokens) {
   const int64_t num_experts = num_experts_;
   const int64_t k = top_k_;
-  // router_logits = h · routerᵀ (+ bias)
-  kernels::matmul(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
+  // router_logits = h · routerᵀ (+ bias), with fp32 activations: the top-k choice is discrete, and
+  // an activation rounding step must not flip an expert on a near tie (the router is tiny).
+  kernels::matmul_exact(kernels, pool, h, num_tokens, layer.router, router_logits_.data());
   for (int64_t t = 0; t < num_tokens; ++t) {
     float* logits = router_logits_.data() + t * num_experts;
     if (!layer.router_bias.empty()) kernels.axpy(1.0f, layer.router_bias.data(), num_experts, logits);

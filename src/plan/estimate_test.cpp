@@ -92,13 +92,15 @@ TEST(KvCache, GqaSlidingAndMla) {
 }
 
 TEST(KvCache, NibbleEngineLayout) {
-  // engine/llm_engine.cpp: fp32 K and V for every layer, whole 16-token blocks, windows not freed.
+  // engine/llm_engine.cpp: fp32 K and V for every layer, whole 16-token blocks; a sliding-window
+  // layer holds its window's blocks plus the partial one the window starts in.
   json c = tiny_dense();
   c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
   c["sliding_window"] = 16;
   const KvLayout kv = kv_layout(parse(c), kNibbleKv);
   EXPECT_EQ(kv.bytes_per_token_full + kv.bytes_per_token_sliding, 4 * 2 * 2 * 32 * 4);
-  EXPECT_EQ(kv.bytes_per_sequence(1000), 1008 * 4 * 2 * 2 * 32 * 4);  // 63 blocks of 16
+  // 2 full layers x 63 blocks of 16, 2 sliding layers x (16 + 16) tokens.
+  EXPECT_EQ(kv.bytes_per_sequence(1000), (2 * 1008 + 2 * 32) * 2 * 2 * 32 * 4);
   EXPECT_EQ(kv.bytes_per_sequence(16), 16 * 4 * 2 * 2 * 32 * 4);
 }
 
