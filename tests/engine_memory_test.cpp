@@ -86,15 +86,7 @@ testing_util::CommandResult run_in_fresh_process(
          testing_util::shell_quote(std::string("--gtest_filter=") + info->test_suite_name() + "." +
                                    info->name()) +
          " 2>&1";
-  testing_util::CommandResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return testing_util::run_command(cmd);
 }
 
 engine::EngineCoreRequest make_request(int32_t seed, int32_t prompt_len, int32_t max_tokens, int32_t vocab) {

@@ -376,7 +376,9 @@ TEST_F(EngineModelTest, BenchConcurrencyRunsThroughTheEngine) {
     EXPECT_EQ(j["points"][1]["output_tokens"], 15);
     EXPECT_EQ(j["points"][0]["speedup"], 1.0);
     EXPECT_GT(j["points"][1]["output_tok_s"].get<double>(), 0.0);
-    EXPECT_GT(j["points"][1]["mean_tpot_s"].get<double>(), 0.0);
+    // >= 0, not > 0: on a loaded machine a request of a tiny model can finish before its consumer
+    // thread first reads, and then all its tokens arrive in one delta (TPOT measured as 0).
+    EXPECT_GE(j["points"][1]["mean_tpot_s"].get<double>(), 0.0);
   }
   const auto bad = testing_util::run_nibble({"bench", model_dir(), "--concurrency", "1,x"}, true);
   EXPECT_EQ(bad.exit_code, 2) << bad.output;

@@ -49,11 +49,8 @@ struct CommandResult {
   std::string output;  // stdout (and stderr when merged)
 };
 
-// Runs the nibble binary with `args`; `merge_stderr` folds stderr into output, else it is dropped.
-inline CommandResult run_nibble(const std::vector<std::string>& args, bool merge_stderr) {
-  std::string cmd = shell_quote(NIBBLE_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += merge_stderr ? " 2>&1" : " 2>/dev/null";
+// Runs a shell command line, collecting its stdout and exit code.
+inline CommandResult run_command(const std::string& cmd) {
   CommandResult r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -63,6 +60,14 @@ inline CommandResult run_nibble(const std::vector<std::string>& args, bool merge
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs the nibble binary with `args`; `merge_stderr` folds stderr into output, else it is dropped.
+inline CommandResult run_nibble(const std::vector<std::string>& args, bool merge_stderr) {
+  std::string cmd = shell_quote(NIBBLE_BINARY);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += merge_stderr ? " 2>&1" : " 2>/dev/null";
+  return run_command(cmd);
 }
 
 }  // namespace nibble::testing_util
