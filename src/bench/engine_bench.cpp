@@ -70,34 +70,37 @@ base::Result<std::vector<EngineBenchPoint>> run_engine_bench(engine::LlmEngine& 
   // Runs `count` requests at once; returns (wall, tokens, mean ttft).
   auto run_batch = [&](int32_t count, int32_t prompt_len, int32_t out_len,
                        EngineBenchPoint& point) -> base::Status {
-    std::vector<engine::RequestHandle> handles;
-    handles.reserve(static_cast<size_t>(count));
-    const Clock::time_point t0 = Clock::now();
+    // Requests are made here (the prompts come from one seeded stream), then each is added by its
+    // own consumer thread, which is already reading when its tokens arrive: the first-token and
+    // per-token times are taken as they come, not when a late reader drains a finished request.
+    std::vector<engine::EngineCoreRequest> requests(static_cast<size_t>(count));
     for (int32_t r = 0; r < count; ++r) {
-      engine::EngineCoreRequest req;
+      engine::EngineCoreRequest& req = requests[static_cast<size_t>(r)];
       req.request_id = "bench-" + std::to_string(request_seq++);
       for (int32_t i = 0; i < prompt_len; ++i) req.prompt_token_ids.push_back(token_dist(rng));
       req.sampling_params.temperature = 0.0f;
       req.sampling_params.max_tokens = out_len;
       req.sampling_params.ignore_eos = true;
-      auto handle = engine.add_request(std::move(req));
-      if (!handle.ok()) return handle.status().with_context("bench: adding request " + std::to_string(r));
-      handles.push_back(std::move(handle).value());
     }
-    // One consumer thread per request, so first-token times are taken when the tokens arrive.
     struct Track {
       int64_t tokens = 0;
       double first_s = -1.0;
       double last_s = -1.0;
       std::string error;
     };
-    std::vector<Track> tracks(handles.size());
+    std::vector<Track> tracks(requests.size());
     std::vector<std::thread> consumers;
-    consumers.reserve(handles.size());
-    for (size_t i = 0; i < handles.size(); ++i) {
+    consumers.reserve(requests.size());
+    const Clock::time_point t0 = Clock::now();
+    for (size_t i = 0; i < requests.size(); ++i) {
       consumers.emplace_back([&, i] {
         Track& tr = tracks[i];
-        while (auto out = handles[i].next()) {
+        auto handle = engine.add_request(std::move(requests[i]));
+        if (!handle.ok()) {
+          tr.error = "adding request " + std::to_string(i) + ": " + handle.status().message();
+          return;
+        }
+        while (auto out = handle->next()) {
           if (!out->new_token_ids.empty()) {
             tr.last_s = seconds(Clock::now() - t0);
             if (tr.first_s < 0) tr.first_s = tr.last_s;
